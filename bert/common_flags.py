@@ -1,0 +1,63 @@
+"""absl flag definitions shared by the task scripts, with the original's names and defaults.
+
+Each script calls the groups it needs; defaults that differ between the original scripts (e.g. max_seq_length
+128 for classification, 384 for SQuAD) are arguments.
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define_model_flags(with_vocab: bool = True, with_init_checkpoint: bool = True) -> None:
+    """bert_config_file, vocab_file, do_lower_case, init_checkpoint and output_dir."""
+    flags.DEFINE_string("bert_config_file", None,
+                        "The bert_config.json of the pre-trained model: its architecture.")
+    if with_vocab:
+        flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary the model was trained with.")
+        flags.DEFINE_bool("do_lower_case", True,
+                          "Lower-case and strip accents; True for uncased models, False for cased ones.")
+    if with_init_checkpoint:
+        flags.DEFINE_string("init_checkpoint", None,
+                            "Checkpoint to start from, usually a pre-trained BERT (bert_model.ckpt).")
+
+
+def define_output_dir_flag() -> None:
+    flags.DEFINE_string("output_dir", None, "Where checkpoints, TFRecords and results are written.")
+
+
+def define_tpu_flags(with_cluster: bool = True) -> None:
+    """use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores."""
+    flags.DEFINE_bool("use_tpu", False, "Run on a Cloud TPU instead of CPU/GPU.")
+    if with_cluster:
+        flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use: its name or grpc://ip.address.of.tpu:8470.")
+        flags.DEFINE_string("tpu_zone", None, "[Optional] GCE zone of the Cloud TPU; detected when not given.")
+        flags.DEFINE_string("gcp_project", None, "[Optional] GCP project of the Cloud TPU; detected when not given.")
+    flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
+    flags.DEFINE_integer("num_tpu_cores", 8, "With use_tpu: the number of TPU cores to use.")
+
+
+def define_run_flags() -> None:
+    """save_checkpoints_steps, iterations_per_loop (steps per TPU loop / Estimator call) and the new seed."""
+    flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
+    flags.DEFINE_integer("iterations_per_loop", 1000, "Steps run in each Estimator/TPU loop.")
+    flags.DEFINE_integer("seed", None, "[New] Random seed for TF ops and data shuffling; makes a run repeatable.")
+
+
+def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> None:
+    """Flags of the fine-tuning scripts (run_classifier, run_squad) with the original's defaults."""
+    flags.DEFINE_integer("max_seq_length", max_seq_length,
+                         "Total WordPiece sequence length after tokenization; longer inputs are truncated, "
+                         "shorter ones padded.")
+    flags.DEFINE_bool("do_train", False, "Whether to run training.")
+    if with_eval:
+        flags.DEFINE_bool("do_eval", False, "Whether to run eval on the dev set.")
+    flags.DEFINE_bool("do_predict", False, "Whether to predict on the test set.")
+    flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
+    if with_eval:
+        flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
+    flags.DEFINE_integer("predict_batch_size", 8, "Total batch size for predict.")
+    flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
+    flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs.")
+    flags.DEFINE_float("warmup_proportion", 0.1,
+                       "Fraction of training with linear learning-rate warmup (0.1 = first 10% of steps).")

@@ -1,0 +1,166 @@
+"""Estimator / TPUEstimator plumbing shared by every task script.
+
+The original pasted the same RunConfig, init-from-checkpoint and variable-logging blocks into each script; here
+they live once. TPUEstimator is used everywhere: with `use_tpu=False` it runs on CPU and GPU unchanged.
+"""
+
+import dataclasses
+import os
+from typing import Callable, Dict, Optional, Sequence
+
+import tensorflow.compat.v1 as tf
+
+from bert import modeling
+
+tpu_estimator = tf.estimator.tpu
+
+
+@dataclasses.dataclass
+class RunSettings:
+    """Where and how an Estimator runs: the original's common flags (TPU, checkpointing) plus opt-in extras."""
+
+    output_dir: str
+    use_tpu: bool = False
+    tpu_name: Optional[str] = None
+    tpu_zone: Optional[str] = None
+    gcp_project: Optional[str] = None
+    master: Optional[str] = None
+    num_tpu_cores: int = 8
+    iterations_per_loop: int = 1000
+    save_checkpoints_steps: int = 1000
+    keep_checkpoint_max: int = 5
+    seed: Optional[int] = None
+
+    @classmethod
+    def from_flags(cls, flags_values) -> "RunSettings":
+        return dataclass_from_flags(cls, flags_values)
+
+
+def dataclass_from_flags(cls, flags_values, **overrides):
+    """Builds dataclass `cls` from the absl flags named like its fields; fields without a flag keep defaults."""
+    values = {f.name: getattr(flags_values, f.name) for f in dataclasses.fields(cls) if f.name in flags_values}
+    values.update(overrides)
+    return cls(**values)
+
+
+def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
+    """The TPU RunConfig of the original (PER_HOST_V2 input, one loop = `iterations_per_loop` steps)."""
+    cluster = None
+    if settings.use_tpu and settings.tpu_name:
+        cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
+            settings.tpu_name, zone=settings.tpu_zone, project=settings.gcp_project)
+    tpu_config = tpu_estimator.TPUConfig(
+        iterations_per_loop=settings.iterations_per_loop,
+        num_shards=settings.num_tpu_cores,
+        per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2)
+    return tpu_estimator.RunConfig(
+        cluster=cluster,
+        master=settings.master,
+        model_dir=settings.output_dir,
+        save_checkpoints_steps=settings.save_checkpoints_steps,
+        keep_checkpoint_max=settings.keep_checkpoint_max,
+        tf_random_seed=settings.seed,
+        tpu_config=tpu_config)
+
+
+def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: Optional[int] = None,
+                   eval_batch_size: Optional[int] = None, predict_batch_size: Optional[int] = None,
+                   params: Optional[dict] = None) -> tpu_estimator.TPUEstimator:
+    """A TPUEstimator for `model_fn`; batch sizes reach the input_fn as `params["batch_size"]`."""
+    tf.io.gfile.makedirs(settings.output_dir)
+    return tpu_estimator.TPUEstimator(
+        use_tpu=settings.use_tpu,
+        model_fn=model_fn,
+        config=make_run_config(settings),
+        params=params,
+        train_batch_size=train_batch_size,
+        eval_batch_size=eval_batch_size,
+        predict_batch_size=predict_batch_size)
+
+
+def latest_checkpoint_note(output_dir: str) -> Optional[str]:
+    """A message saying training resumes from the newest checkpoint in `output_dir`, or None when there is none."""
+    latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.exists(output_dir) else None
+    if latest is None:
+        return None
+    return (f"output_dir {output_dir} already holds checkpoint {latest}: training resumes from it "
+            f"(init_checkpoint is ignored); use a new output_dir to start afresh")
+
+
+def init_from_checkpoint(init_checkpoint: Optional[str], use_tpu: bool,
+                         tvars: Optional[Sequence[tf.Variable]] = None) -> Optional[Callable]:
+    """Initialises the variables found in `init_checkpoint` and logs every trainable variable.
+
+    Returns the `scaffold_fn` TPUEstimatorSpec wants: on TPU the restore must happen inside it; elsewhere it
+    happens now and None is returned. Variables restored are logged with `*INIT_FROM_CKPT*`, as the original did.
+    """
+    tvars = list(tf.trainable_variables() if tvars is None else tvars)
+    restored = {}
+    scaffold_fn = None
+    if init_checkpoint:
+        assignment_map, restored = modeling.get_assignment_map_from_checkpoint(tvars, init_checkpoint)
+        if use_tpu:
+            def tpu_scaffold():
+                tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+                return tf.train.Scaffold()
+
+            scaffold_fn = tpu_scaffold
+        else:
+            tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
+    log_trainable_variables(tvars, restored)
+    return scaffold_fn
+
+
+def log_trainable_variables(tvars: Sequence[tf.Variable], restored: Dict[str, int]) -> None:
+    tf.logging.info("**** Trainable Variables ****")
+    for var in tvars:
+        note = ", *INIT_FROM_CKPT*" if var.name in restored else ""
+        tf.logging.info("  name = %s, shape = %s%s", var.name, var.shape, note)
+
+
+def log_features(features: Dict[str, tf.Tensor]) -> None:
+    tf.logging.info("*** Features ***")
+    for name in sorted(features):
+        tf.logging.info("  name = %s, shape = %s", name, features[name].shape)
+
+
+def resolve_checkpoint_path(path: Optional[str]) -> Optional[str]:
+    """Accepts a checkpoint prefix (bert_model.ckpt) or a directory holding one; fails clearly when neither exists."""
+    if not path:
+        return None
+    if tf.io.gfile.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest:
+            return latest
+        candidates = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
+        if len(candidates) == 1:
+            return candidates[0][: -len(".index")]
+        raise FileNotFoundError(f"no checkpoint found in directory {path}")
+    if not tf.io.gfile.exists(path + ".index"):
+        raise FileNotFoundError(f"checkpoint {path} not found (expected the file {path}.index)")
+    return path
+
+
+def write_key_value_results(path: str, results: Dict[str, object]) -> None:
+    """Writes `key = value` lines sorted by key (eval_results.txt), logging each as the original did."""
+    with tf.io.gfile.GFile(path, "w") as writer:
+        tf.logging.info("***** Eval results *****")
+        for key in sorted(results):
+            tf.logging.info("  %s = %s", key, str(results[key]))
+            writer.write(f"{key} = {results[key]}\n")
+
+
+def read_key_value_results(path: str) -> Dict[str, str]:
+    """Reads back a `key = value` file written by `write_key_value_results`."""
+    results = {}
+    with tf.io.gfile.GFile(path) as reader:
+        for line in reader:
+            if "=" in line:
+                key, value = line.split("=", 1)
+                results[key.strip()] = value.strip()
+    return results
+
+
+def steps_for(num_examples: int, batch_size: int, num_epochs: float) -> int:
+    """Training steps for `num_epochs` passes (the original's int(n / batch * epochs))."""
+    return int(num_examples / batch_size * num_epochs)
