@@ -1,0 +1,232 @@
+"""run_pretraining: the heads and losses, eval parity with the original, tiny training and resuming, bad input."""
+
+import collections
+import glob
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+
+from bert import estimator_utils, modeling, pretraining, tokenization
+from bert.estimator_utils import RunSettings
+from conftest import REPO_ROOT, make_tiny_model_dir, shared_path
+
+SCRIPTS = os.path.join(REPO_ROOT, "scripts")
+SEQ_LENGTH, PREDICTIONS = 64, 10
+
+
+def tiny_config(vocab_size=50):
+    return modeling.BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=37, max_position_embeddings=64)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Heads
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_gather_indexes_picks_positions_per_sequence():
+    sequence = np.arange(2 * 5 * 3, dtype=np.float32).reshape(2, 5, 3)
+    positions = np.array([[0, 4], [2, 2]], dtype=np.int32)
+    with tf.Graph().as_default(), tf.Session() as session:
+        gathered = session.run(pretraining.gather_indexes(tf.constant(sequence), tf.constant(positions)))
+    np.testing.assert_array_equal(gathered, [sequence[0, 0], sequence[0, 4], sequence[1, 2], sequence[1, 2]])
+
+
+def test_heads_have_the_original_variables_and_losses():
+    config = tiny_config()
+    rng = np.random.RandomState(0)
+    input_ids = rng.randint(0, config.vocab_size, size=(3, 16)).astype(np.int32)
+    positions = np.array([[1, 2, 0], [3, 0, 0], [5, 6, 7]], dtype=np.int32)
+    label_ids = rng.randint(0, config.vocab_size, size=(3, 3)).astype(np.int32)
+    weights = np.array([[1, 1, 0], [1, 0, 0], [1, 1, 1]], dtype=np.float32)
+    nsp_labels = np.array([[0], [1], [1]], dtype=np.int32)
+    with tf.Graph().as_default():
+        model = modeling.BertModel(config, is_training=False, input_ids=tf.constant(input_ids))
+        mlm_loss, mlm_example_loss, mlm_log_probs = pretraining.get_masked_lm_output(
+            config, model.get_sequence_output(), model.get_embedding_table(), tf.constant(positions),
+            tf.constant(label_ids), tf.constant(weights))
+        nsp_loss, nsp_example_loss, nsp_log_probs = pretraining.get_next_sentence_output(
+            config, model.get_pooled_output(), tf.constant(nsp_labels))
+        shapes = {v.name.split(":")[0]: v.shape.as_list() for v in tf.global_variables() if v.name.startswith("cls")}
+        with tf.Session() as session:
+            session.run(tf.global_variables_initializer())
+            values = session.run([mlm_loss, mlm_example_loss, mlm_log_probs, nsp_loss, nsp_example_loss,
+                                  nsp_log_probs])
+    hidden, vocab = config.hidden_size, config.vocab_size
+    assert shapes == {
+        "cls/predictions/transform/dense/kernel": [hidden, hidden],
+        "cls/predictions/transform/dense/bias": [hidden],
+        "cls/predictions/transform/LayerNorm/beta": [hidden],
+        "cls/predictions/transform/LayerNorm/gamma": [hidden],
+        "cls/predictions/output_bias": [vocab],  # the output weights are the word embeddings
+        "cls/seq_relationship/output_weights": [2, hidden],
+        "cls/seq_relationship/output_bias": [2],
+    }
+    mlm_loss, mlm_example_loss, mlm_log_probs, nsp_loss, nsp_example_loss, nsp_log_probs = values
+    assert mlm_log_probs.shape == (9, vocab) and nsp_log_probs.shape == (3, 2)
+    expected_example_loss = -mlm_log_probs[np.arange(9), label_ids.reshape(-1)]
+    np.testing.assert_allclose(mlm_example_loss, expected_example_loss, rtol=1e-5)
+    flat_weights = weights.reshape(-1)
+    np.testing.assert_allclose(mlm_loss, (flat_weights * expected_example_loss).sum() / (flat_weights.sum() + 1e-5),
+                               rtol=1e-5)
+    np.testing.assert_allclose(nsp_example_loss, -nsp_log_probs[np.arange(3), nsp_labels.reshape(-1)], rtol=1e-5)
+    np.testing.assert_allclose(nsp_loss, nsp_example_loss.mean(), rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Parity with the original
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_eval_matches_the_original(fixed_head_checkpoint, tmp_path):
+    options = pretraining.PretrainingOptions(
+        bert_config_file=os.path.join(fixed_head_checkpoint, "bert_config.json"),
+        input_file=shared_path("golden", "pretraining", "sample.tfrecord"), output_dir=str(tmp_path / "eval"),
+        init_checkpoint=os.path.join(fixed_head_checkpoint, "bert_model.ckpt"), do_eval=True, eval_batch_size=8,
+        max_seq_length=128, max_predictions_per_seq=20, max_eval_steps=10,
+        vocab_file=os.path.join(fixed_head_checkpoint, "vocab.txt"))
+    pretraining.run(options)
+    written = estimator_utils.read_key_value_results(str(tmp_path / "eval" / "eval_results.txt"))
+    expected = estimator_utils.read_key_value_results(shared_path("golden", "pretraining", "eval_results.txt"))
+    assert set(written) == set(expected) == {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
+                                             "next_sentence_accuracy", "next_sentence_loss"}
+    for key in expected:
+        np.testing.assert_allclose(float(written[key]), float(expected[key]), rtol=1e-5, atol=1e-7, err_msg=key)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Tiny end to end: data from sample_text.txt, 20 training steps, resuming
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def sample_text_vocab():
+    """Special tokens, the most frequent words of sample_text.txt, and every character alone and as "##" piece."""
+    basic = tokenization.BasicTokenizer(do_lower_case=True)
+    with open(shared_path("data", "sample_text.txt"), encoding="utf-8") as reader:
+        words = basic.tokenize(reader.read())
+    characters = sorted({character for word in words for character in word})
+    frequent = [word for word, _ in collections.Counter(words).most_common(80) if len(word) > 1]
+    return ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + frequent + characters + ["##" + c for c in characters]
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """Both scripts as a user runs them: data from sample_text.txt, then 20 steps of training and an eval."""
+    root = tmp_path_factory.mktemp("pretraining_e2e")
+    model_dir = make_tiny_model_dir(str(root / "model"), vocab_words=sample_text_vocab())
+    data = str(root / "sample.tfrecord")
+    subprocess.run([sys.executable, os.path.join(SCRIPTS, "create_pretraining_data.py"),
+                    f"--input_file={shared_path('data', 'sample_text.txt')}", f"--output_file={data}",
+                    f"--vocab_file={model_dir}/vocab.txt", f"--max_seq_length={SEQ_LENGTH}",
+                    f"--max_predictions_per_seq={PREDICTIONS}", "--dupe_factor=5"],
+                   check=True, capture_output=True)
+    output_dir = str(root / "output")
+    command = [sys.executable, os.path.join(SCRIPTS, "run_pretraining.py"), f"--input_file={data}",
+               f"--output_dir={output_dir}", f"--bert_config_file={model_dir}/bert_config.json",
+               f"--init_checkpoint={model_dir}/bert_model.ckpt", "--do_train=True", "--do_eval=True",
+               "--train_batch_size=8", "--eval_batch_size=8", f"--max_seq_length={SEQ_LENGTH}",
+               f"--max_predictions_per_seq={PREDICTIONS}", "--num_train_steps=20", "--num_warmup_steps=2",
+               "--learning_rate=2e-3", "--save_checkpoints_steps=10", "--max_eval_steps=5", "--seed=1"]
+    subprocess.run(command, check=True, capture_output=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    return {"model_dir": model_dir, "data": data, "output_dir": output_dir, "command": command}
+
+
+def first_training_loss(output_dir):
+    for path in sorted(glob.glob(os.path.join(output_dir, "events.out.tfevents.*"))):
+        for event in tf.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "loss":
+                    return event.step, value.simple_value
+    raise AssertionError(f"no loss summary in {output_dir}")
+
+
+def test_twenty_steps_train_and_the_loss_falls(trained_run):
+    results = estimator_utils.read_key_value_results(os.path.join(trained_run["output_dir"], "eval_results.txt"))
+    assert int(results["global_step"]) == 20
+    step, initial_loss = first_training_loss(trained_run["output_dir"])
+    assert step == 1
+    # An untrained model is near chance: ln(vocab) for the masked LM plus ln(2) for next sentence.
+    assert initial_loss > 4.5
+    assert float(results["loss"]) < initial_loss - 0.5
+    assert float(results["masked_lm_accuracy"]) > 0.0
+
+
+def test_killed_run_resumes_from_its_last_checkpoint(trained_run, tmp_path):
+    # The state a run killed after its step-10 checkpoint leaves behind.
+    output_dir = str(tmp_path / "output")
+    shutil.copytree(trained_run["output_dir"], output_dir)
+    for path in glob.glob(os.path.join(output_dir, "model.ckpt-20.*")) + [os.path.join(output_dir, "eval")]:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    os.remove(os.path.join(output_dir, "eval_results.txt"))
+    tf.train.update_checkpoint_state(output_dir, os.path.join(output_dir, "model.ckpt-10"))
+
+    command = [arg if not arg.startswith("--output_dir=") else f"--output_dir={output_dir}"
+               for arg in trained_run["command"]]
+    result = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert "already holds checkpoint" in result.stderr
+    assert f"Restoring parameters from {output_dir}/model.ckpt-10" in result.stderr
+    assert "Saving checkpoints for 20" in result.stderr and "Saving checkpoints for 0 " not in result.stderr
+    results = estimator_utils.read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
+    assert int(results["global_step"]) == 20
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def options_for(trained_run, tmp_path, **overrides):
+    values = dict(bert_config_file=os.path.join(trained_run["model_dir"], "bert_config.json"),
+                  input_file=trained_run["data"], output_dir=str(tmp_path / "out"), do_eval=True,
+                  max_seq_length=SEQ_LENGTH, max_predictions_per_seq=PREDICTIONS, max_eval_steps=1)
+    values.update(overrides)
+    return pretraining.PretrainingOptions(run=RunSettings(output_dir=values["output_dir"]), **values)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"max_seq_length": 32}, "made with max_seq_length=64"),
+    ({"max_predictions_per_seq": 20}, "max_predictions_per_seq=10, but run_pretraining got"),
+    ({"input_file": "/nonexistent/dir/*.tfrecord"}, "matches no file"),
+    ({"do_eval": False}, "do_train` or `do_eval"),
+])
+def test_flags_that_do_not_fit_the_data_fail_clearly(trained_run, tmp_path, overrides, message):
+    with pytest.raises((ValueError, FileNotFoundError), match=message):
+        pretraining.run(options_for(trained_run, tmp_path, **overrides))
+    assert not os.path.exists(os.path.join(str(tmp_path / "out"), "eval_results.txt"))
+
+
+def test_vocab_larger_than_the_config_is_rejected(trained_run, tmp_path):
+    big_vocab = tmp_path / "vocab.txt"
+    big_vocab.write_text("\n".join(f"token{i}" for i in range(500)) + "\n")
+    with pytest.raises(ValueError, match="vocab_size"):
+        pretraining.run(options_for(trained_run, tmp_path, vocab_file=str(big_vocab)))
+
+
+def test_data_with_ids_beyond_the_config_vocab_is_rejected(trained_run, tmp_path):
+    small_model = make_tiny_model_dir(str(tmp_path / "small"), vocab_words=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
+    with pytest.raises(ValueError, match="larger vocabulary than the model"):
+        pretraining.run(options_for(trained_run, tmp_path,
+                                    bert_config_file=os.path.join(small_model, "bert_config.json")))
+
+
+def test_empty_or_foreign_input_files_are_rejected(trained_run, tmp_path):
+    empty = tmp_path / "empty.tfrecord"
+    with tf.io.TFRecordWriter(str(empty)):
+        pass
+    with pytest.raises(ValueError, match="holds no records"):
+        pretraining.run(options_for(trained_run, tmp_path, input_file=str(empty)))
+    text = tmp_path / "text.tfrecord"
+    text.write_text("this is not a TFRecord file\n" * 10)
+    with pytest.raises(ValueError, match="cannot read .*text.tfrecord as a TFRecord"):
+        pretraining.run(options_for(trained_run, tmp_path, input_file=str(text)))
+    other = tmp_path / "other.tfrecord"
+    with tf.io.TFRecordWriter(str(other)) as writer:
+        writer.write(tf.train.Example().SerializeToString())
+    with pytest.raises(ValueError, match="not pre-training data"):
+        pretraining.run(options_for(trained_run, tmp_path, input_file=str(other)))
