@@ -1,0 +1,189 @@
+"""The run_classifier job: fine-tune, evaluate and predict a sentence (pair) classifier, writing the original's files.
+
+`scripts/run_classifier.py` only turns flags into `ClassifierOptions` and calls `run`; everything here is usable
+from Python too.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Dict, List, Optional
+
+import tensorflow.compat.v1 as tf
+
+from bert import classifier_data, classifier_model, estimator_utils, modeling, tokenization
+from bert.estimator_utils import RunSettings
+
+
+@dataclasses.dataclass
+class ClassifierOptions:
+    """Everything one run needs; field names are the original's flag names."""
+
+    task_name: str
+    data_dir: str
+    bert_config_file: str
+    vocab_file: str
+    output_dir: str
+    init_checkpoint: Optional[str] = None
+    do_lower_case: bool = True
+    max_seq_length: int = 128
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    run: RunSettings = None
+
+    def __post_init__(self):
+        if self.run is None:
+            self.run = RunSettings(output_dir=self.output_dir)
+
+
+@dataclasses.dataclass
+class ClassifierResults:
+    eval_results: Optional[Dict[str, object]] = None
+    predictions_file: Optional[str] = None
+    train_examples_per_second: Optional[float] = None
+
+
+def _check_options(options: ClassifierOptions) -> None:
+    if not (options.do_train or options.do_eval or options.do_predict):
+        raise ValueError("At least one of `do_train`, `do_eval` or `do_predict` must be True.")
+    for name in ("data_dir", "bert_config_file", "vocab_file", "output_dir"):
+        if not getattr(options, name):
+            raise ValueError(f"--{name} is required")
+    if not tf.io.gfile.isdir(options.data_dir):
+        raise FileNotFoundError(f"data_dir {options.data_dir} does not exist")
+    if options.do_train and not options.init_checkpoint:
+        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
+
+
+def run(options: ClassifierOptions) -> ClassifierResults:
+    """Runs the requested phases (train, eval, predict) of one task and writes their files to output_dir."""
+    _check_options(options)
+    processor = classifier_data.get_processor(options.task_name)
+    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
+    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
+    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
+    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
+    init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+    tf.io.gfile.makedirs(options.output_dir)
+
+    label_list = processor.get_labels()
+    train_examples, num_train_steps, num_warmup_steps = None, None, None
+    if options.do_train:
+        train_examples = processor.get_train_examples(options.data_dir)
+        num_train_steps = estimator_utils.training_steps(len(train_examples), options.train_batch_size,
+                                                         options.num_train_epochs,
+                                                         f"the training set in {options.data_dir}")
+        num_warmup_steps = int(num_train_steps * options.warmup_proportion)
+        estimator_utils.warn_if_resuming(options.output_dir)
+
+    use_tpu = options.run.use_tpu
+    model_fn = classifier_model.model_fn_builder(
+        bert_config=bert_config, num_labels=1 if processor.is_regression else len(label_list),
+        init_checkpoint=init_checkpoint, learning_rate=options.learning_rate, num_train_steps=num_train_steps,
+        num_warmup_steps=num_warmup_steps, use_tpu=use_tpu, use_one_hot_embeddings=use_tpu,
+        is_regression=processor.is_regression, metric_names=processor.metrics)
+    estimator = estimator_utils.make_estimator(
+        model_fn, options.run, train_batch_size=options.train_batch_size,
+        eval_batch_size=options.eval_batch_size, predict_batch_size=options.predict_batch_size)
+
+    results = ClassifierResults()
+    phase = _Phase(options, processor, tokenizer, estimator)
+    if options.do_train:
+        results.train_examples_per_second = phase.train(train_examples, num_train_steps)
+    if options.do_eval:
+        results.eval_results = phase.evaluate(processor.get_dev_examples(options.data_dir))
+    if options.do_predict:
+        results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
+    return results
+
+
+class _Phase:
+    """The three phases of a run, sharing the task, tokenizer and estimator."""
+
+    def __init__(self, options: ClassifierOptions, processor, tokenizer, estimator):
+        self.options = options
+        self.processor = processor
+        self.label_list = processor.get_labels()
+        self.tokenizer = tokenizer
+        self.estimator = estimator
+
+    def _write_records(self, examples: List, name: str) -> str:
+        path = os.path.join(self.options.output_dir, name)
+        classifier_data.file_based_convert_examples_to_features(
+            examples, self.label_list, self.options.max_seq_length, self.tokenizer, path)
+        return path
+
+    def _input_fn(self, path: str, is_training: bool):
+        drop_remainder = is_training or self.options.run.use_tpu
+        return classifier_data.file_based_input_fn_builder(path, self.options.max_seq_length, is_training,
+                                                           drop_remainder, self.processor.is_regression)
+
+    def _padded(self, examples: List, batch_size: int) -> List:
+        # TPUs need whole batches: pad with examples that weigh nothing and whose predictions are dropped.
+        return classifier_data.pad_for_tpu(examples, batch_size) if self.options.run.use_tpu else list(examples)
+
+    def train(self, examples: List, num_train_steps: int) -> float:
+        path = self._write_records(examples, "train.tf_record")
+        batch_size = self.options.train_batch_size
+        tf.logging.info("***** Running training *****")
+        tf.logging.info("  Num examples = %d", len(examples))
+        tf.logging.info("  Batch size = %d", batch_size)
+        tf.logging.info("  Num steps = %d", num_train_steps)
+        start_step = _global_step(self.options.output_dir)
+        start = time.time()
+        self.estimator.train(input_fn=self._input_fn(path, is_training=True), max_steps=num_train_steps)
+        seconds = time.time() - start
+        steps_run = max(0, num_train_steps - start_step)
+        speed = steps_run * batch_size / seconds if seconds > 0 else 0.0
+        tf.logging.info("Trained %d steps in %.1f s: %.1f examples/s (including start-up and checkpointing)",
+                        steps_run, seconds, speed)
+        return speed
+
+    def evaluate(self, examples: List) -> Dict[str, object]:
+        num_actual = len(examples)
+        examples = self._padded(examples, self.options.eval_batch_size)
+        path = self._write_records(examples, "eval.tf_record")
+        tf.logging.info("***** Running evaluation *****")
+        tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
+                        len(examples) - num_actual)
+        tf.logging.info("  Batch size = %d", self.options.eval_batch_size)
+        steps = len(examples) // self.options.eval_batch_size if self.options.run.use_tpu else None
+        result = self.estimator.evaluate(input_fn=self._input_fn(path, is_training=False), steps=steps)
+        estimator_utils.write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
+        return result
+
+    def predict(self, examples: List) -> str:
+        num_actual = len(examples)
+        examples = self._padded(examples, self.options.predict_batch_size)
+        path = self._write_records(examples, "predict.tf_record")
+        tf.logging.info("***** Running prediction*****")
+        tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
+                        len(examples) - num_actual)
+        tf.logging.info("  Batch size = %d", self.options.predict_batch_size)
+        output_path = os.path.join(self.options.output_dir, "test_results.tsv")
+        written = 0
+        with tf.io.gfile.GFile(output_path, "w") as writer:
+            predictions = self.estimator.predict(input_fn=self._input_fn(path, is_training=False))
+            for prediction in predictions:
+                if written >= num_actual:
+                    break
+                writer.write("\t".join(str(p) for p in prediction["probabilities"]) + "\n")
+                written += 1
+        if written != num_actual:
+            raise RuntimeError(f"wrote {written} predictions for {num_actual} test examples")
+        return output_path
+
+
+def _global_step(output_dir: str) -> int:
+    latest = tf.train.latest_checkpoint(output_dir)
+    if not latest:
+        return 0
+    return int(tf.train.load_variable(latest, tf.GraphKeys.GLOBAL_STEP))
