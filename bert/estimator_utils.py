@@ -87,6 +87,13 @@ def latest_checkpoint_note(output_dir: str) -> Optional[str]:
             f"(init_checkpoint is ignored); use a new output_dir to start afresh")
 
 
+def warn_if_resuming(output_dir: str) -> None:
+    """Logs a warning when training will resume from a checkpoint already in `output_dir` (as Estimator does)."""
+    note = latest_checkpoint_note(output_dir)
+    if note:
+        tf.logging.warning(note)
+
+
 def init_from_checkpoint(init_checkpoint: Optional[str], use_tpu: bool,
                          tvars: Optional[Sequence[tf.Variable]] = None) -> Optional[Callable]:
     """Initialises the variables found in `init_checkpoint` and logs every trainable variable.
@@ -147,7 +154,7 @@ def write_key_value_results(path: str, results: Dict[str, object]) -> None:
         tf.logging.info("***** Eval results *****")
         for key in sorted(results):
             tf.logging.info("  %s = %s", key, str(results[key]))
-            writer.write(f"{key} = {results[key]}\n")
+            writer.write(f"{key} = {str(results[key])}\n")
 
 
 def read_key_value_results(path: str) -> Dict[str, str]:
@@ -164,3 +171,14 @@ def read_key_value_results(path: str) -> Dict[str, str]:
 def steps_for(num_examples: int, batch_size: int, num_epochs: float) -> int:
     """Training steps for `num_epochs` passes (the original's int(n / batch * epochs))."""
     return int(num_examples / batch_size * num_epochs)
+
+
+def training_steps(num_examples: int, batch_size: int, num_epochs: float, source: str) -> int:
+    """`steps_for`, refusing a run that would train nothing; `source` names where the examples came from."""
+    if num_examples == 0:
+        raise ValueError(f"do_train: {source} has no training examples")
+    steps = steps_for(num_examples, batch_size, num_epochs)
+    if steps <= 0:
+        raise ValueError(f"do_train: {num_examples} examples at train_batch_size={batch_size} for "
+                         f"num_train_epochs={num_epochs} give 0 training steps; nothing to train")
+    return steps

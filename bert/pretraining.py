@@ -316,9 +316,7 @@ def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
     spec = pretraining_feature_spec(options.max_seq_length, options.max_predictions_per_seq)
 
     if options.do_train:
-        note = estimator_utils.latest_checkpoint_note(options.output_dir)
-        if note:
-            tf.logging.warning(note)
+        estimator_utils.warn_if_resuming(options.output_dir)
         tf.logging.info("***** Running training *****")
         tf.logging.info("  Batch size = %d", options.train_batch_size)
         train_input_fn = input_pipeline.input_fn_builder(input_files, spec, is_training=True, drop_remainder=True,
