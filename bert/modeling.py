@@ -24,6 +24,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from bert import file_io
+
 # A dimension as returned by get_shape_list: a Python int when static, a scalar Tensor when not.
 Dim = Union[int, tf.Tensor]
 Activation = Optional[Callable[[tf.Tensor], tf.Tensor]]
@@ -99,15 +101,7 @@ class BertConfig(object):
     @classmethod
     def from_json_file(cls, json_file: str) -> "BertConfig":
         """Reads a `bert_config.json` (local path or any filesystem tf.io.gfile supports)."""
-        if not tf.io.gfile.exists(json_file):
-            raise FileNotFoundError(f"BERT config file not found: {json_file}")
-        with tf.io.gfile.GFile(json_file, "r") as reader:
-            text = reader.read()
-        try:
-            json_object = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"BERT config file {json_file} is not valid JSON: {error.msg} "
-                             f"(line {error.lineno}, column {error.colno})") from error
+        json_object = file_io.read_json(json_file, "BERT config file")
         try:
             return cls.from_dict(json_object)
         except ValueError as error:

@@ -8,12 +8,11 @@ becomes one `InputFeatures` laid out as `[CLS] question [SEP] window [SEP]`.
 
 import collections
 import dataclasses
-import json
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import input_pipeline
+from bert import file_io, input_pipeline
 
 FIRST_UNIQUE_ID = 1000000000
 NUM_EXAMPLES_TO_LOG = 20
@@ -83,15 +82,7 @@ def load_squad_json(input_file: str) -> dict:
       FileNotFoundError: the file does not exist.
       ValueError: the file is not JSON, or has no "data" list.
     """
-    if not tf.io.gfile.exists(input_file):
-        raise FileNotFoundError(f"SQuAD file {input_file} not found")
-    with tf.io.gfile.GFile(input_file, "r") as reader:
-        text = reader.read()
-    try:
-        dataset = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{input_file} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno} "
-                         f"(character {err.pos})") from None
+    dataset = file_io.read_json(input_file, "SQuAD file")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise ValueError(f"{input_file} is not a SQuAD file: the top level must be an object with a \"data\" list")
     return dataset

@@ -11,11 +11,12 @@ wrong with a warning, as in v1.1, where the official 2.0 script would crash comp
 """
 
 import collections
-import json
 import re
 import string
 import sys
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
+
+from bert import file_io
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -65,18 +66,6 @@ def f1_score(prediction: str, ground_truth: str) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 # Data files
 # ----------------------------------------------------------------------------------------------------------------
-
-
-def load_json(path: str, what: str):
-    """Reads a JSON file, naming the file (and the position of a syntax error) when that fails."""
-    try:
-        with open(path, encoding="utf-8") as reader:
-            return json.load(reader)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{what} {path} not found") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{what} {path} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno} "
-                         f"(character {err.pos})") from None
 
 
 def squad_version(dataset_json: Mapping, data_file: str = "the data file") -> int:
@@ -253,9 +242,9 @@ def evaluate_files(data_file: str, predictions_file: str, na_prob_file: Optional
       FileNotFoundError, ValueError: unreadable files, an unknown version, ids that do not match, or an
       na_prob_file given for SQuAD 1.1 data.
     """
-    dataset_json = load_json(data_file, "data file")
+    dataset_json = file_io.read_json(data_file, "data file")
     version = squad_version(dataset_json, data_file)
-    predictions = load_json(predictions_file, "predictions file")
+    predictions = file_io.read_json(predictions_file, "predictions file")
     _check_values(predictions, str, f"predictions file {predictions_file}", "an answer string")
     if version == 1:
         if na_prob_file:
@@ -264,6 +253,6 @@ def evaluate_files(data_file: str, predictions_file: str, na_prob_file: Optional
         return evaluate_v1(dataset_json["data"], predictions)
     na_probs = None
     if na_prob_file:
-        na_probs = load_json(na_prob_file, "no-answer probability file")
+        na_probs = file_io.read_json(na_prob_file, "no-answer probability file")
         _check_values(na_probs, (int, float), f"no-answer probability file {na_prob_file}", "a number")
     return evaluate_v2(dataset_json["data"], predictions, na_probs, na_prob_thresh)

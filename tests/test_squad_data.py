@@ -197,7 +197,7 @@ def test_feature_writer_round_trip(tmp_path, tokenizer):
 def test_malformed_json_names_file_and_position(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"version": "v2.0",\n "data": [ {"title": "x",, } ]}', encoding="utf-8")
-    with pytest.raises(ValueError, match=r"broken\.json is not valid JSON: .* line 2 column \d+"):
+    with pytest.raises(ValueError, match=r"broken\.json is not valid JSON: .* line 2, column \d+"):
         squad.read_squad_examples(str(path), is_training=False)
 
 

@@ -142,7 +142,7 @@ def test_command_line_errors(tmp_path):
     broken.write_text('{"a1": "x",\n"a2": }', encoding="utf-8")
     completed = run_script(data, str(broken))
     assert completed.returncode == 2 and "broken.json is not valid JSON" in completed.stderr
-    assert "line 2 column 7" in completed.stderr
+    assert "line 2, column 7" in completed.stderr
     completed = run_script(data, str(tmp_path / "absent.json"))
     assert completed.returncode == 2 and "absent.json not found" in completed.stderr
 
