@@ -26,7 +26,7 @@ TextLike = Union[str, bytes]
 _WORD_CACHE_LIMIT = 100_000
 """Entries a per-tokenizer word cache holds before it is emptied and starts again (bounds memory)."""
 
-_CHAR_TABLE_LIMIT = 200_000
+_CHAR_TABLE_LIMIT = 65_536
 """Code points a character table remembers; beyond this, results are computed on the fly and not stored."""
 
 _CJK_RANGES = (
@@ -220,9 +220,16 @@ _PUNCTUATION_TABLE = _CharTable(_punctuation_isolated)
 _ACCENT_AND_PUNCTUATION_TABLE = _CharTable(_accent_dropped_punctuation_isolated)
 
 
+_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+"""ASCII characters that cleaning deletes; ASCII text without them needs no cleaning before a whitespace split."""
+
+
 def _split_into_words(text: TextLike) -> List[str]:
     """Cleans `text` (control characters, whitespace, CJK ideographs) and splits it into whitespace words."""
-    return convert_to_unicode(text).translate(_CLEAN_TABLE).split()
+    text = convert_to_unicode(text)
+    if text.isascii() and _ASCII_CONTROL.search(text) is None:
+        return text.split()
+    return text.translate(_CLEAN_TABLE).split()
 
 
 def _remember(cache: Dict, key, value) -> None:
@@ -238,7 +245,10 @@ def _remember(cache: Dict, key, value) -> None:
 
 
 class BasicTokenizer:
-    """Splits text into words and punctuation, optionally lower-casing and stripping accents."""
+    """Splits text into words and punctuation, optionally lower-casing and stripping accents.
+
+    Results are cached per word, so `do_lower_case` must not change after construction.
+    """
 
     def __init__(self, do_lower_case: bool = True):
         self.do_lower_case = do_lower_case
@@ -327,7 +337,10 @@ class WordpieceTokenizer:
 
 
 class FullTokenizer:
-    """Basic tokenization followed by WordPiece, with the vocabulary read from `vocab_file`."""
+    """Basic tokenization followed by WordPiece, with the vocabulary read from `vocab_file`.
+
+    Word pieces are cached per word, so the casing and vocabulary are fixed once the tokenizer is built.
+    """
 
     def __init__(self, vocab_file: str, do_lower_case: bool = True):
         self.vocab = load_vocab(vocab_file)
