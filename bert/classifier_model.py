@@ -8,7 +8,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, modeling, optimization
+from bert import estimator_utils, modeling
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -160,10 +160,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
         scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:
-            train_op = optimization.create_optimizer(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                                     use_tpu)
-            return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=total_loss, train_op=train_op,
-                                                     scaffold_fn=scaffold_fn)
+            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                              use_tpu, scaffold_fn)
         if mode == ModeKeys.EVAL:
             return tf.estimator.tpu.TPUEstimatorSpec(
                 mode=mode, loss=total_loss, scaffold_fn=scaffold_fn,

@@ -10,7 +10,7 @@ from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
-from bert import modeling
+from bert import modeling, optimization
 
 tpu_estimator = tf.estimator.tpu
 
@@ -116,6 +116,14 @@ def init_from_checkpoint(init_checkpoint: Optional[str], use_tpu: bool,
             tf.train.init_from_checkpoint(init_checkpoint, assignment_map)
     log_trainable_variables(tvars, restored)
     return scaffold_fn
+
+
+def train_spec(loss: tf.Tensor, learning_rate: float, num_train_steps: int, num_warmup_steps: Optional[int],
+               use_tpu: bool, scaffold_fn: Optional[Callable]) -> tpu_estimator.TPUEstimatorSpec:
+    """The TRAIN-mode spec every task shares: the original's optimizer (warmup, decay, clipping) on `loss`."""
+    train_op = optimization.create_optimizer(loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu)
+    return tpu_estimator.TPUEstimatorSpec(mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
+                                          scaffold_fn=scaffold_fn)
 
 
 def log_trainable_variables(tvars: Sequence[tf.Variable], restored: Dict[str, int]) -> None:

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, input_pipeline, modeling, optimization, pretraining_data, tokenization
+from bert import estimator_utils, input_pipeline, modeling, pretraining_data, tokenization
 from bert.estimator_utils import RunSettings
 from bert.input_pipeline import Feature
 
@@ -162,10 +162,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
         scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:
-            train_op = optimization.create_optimizer(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                                     use_tpu)
-            return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=total_loss, train_op=train_op,
-                                                     scaffold_fn=scaffold_fn)
+            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                              use_tpu, scaffold_fn)
         if mode == ModeKeys.EVAL:
             metric_inputs = [masked_lm_example_loss, masked_lm_log_probs, features["masked_lm_ids"],
                              features["masked_lm_weights"], next_sentence_example_loss, next_sentence_log_probs,

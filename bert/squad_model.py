@@ -9,7 +9,7 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, modeling, optimization
+from bert import estimator_utils, modeling
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -72,10 +72,8 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
             start_loss = span_loss(start_logits, features["start_positions"])
             end_loss = span_loss(end_logits, features["end_positions"])
             total_loss = (start_loss + end_loss) / 2.0
-            train_op = optimization.create_optimizer(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                                     use_tpu)
-            return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=total_loss, train_op=train_op,
-                                                     scaffold_fn=scaffold_fn)
+            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                              use_tpu, scaffold_fn)
         if mode == ModeKeys.PREDICT:
             predictions = {
                 "unique_ids": features["unique_ids"],
