@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_data, classifier_model, estimator_utils, modeling, tokenization
+from bert import classifier_data, classifier_model, estimator_utils, export, modeling, tokenization
 from bert.estimator_utils import RunSettings
 
 
@@ -36,6 +36,7 @@ class ClassifierOptions:
     learning_rate: float = 5e-5
     num_train_epochs: float = 3.0
     warmup_proportion: float = 0.1
+    export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
     run: RunSettings = None
 
     def __post_init__(self):
@@ -48,11 +49,12 @@ class ClassifierResults:
     eval_results: Optional[Dict[str, object]] = None
     predictions_file: Optional[str] = None
     train_examples_per_second: Optional[float] = None
+    saved_model_dir: Optional[str] = None
 
 
 def _check_options(options: ClassifierOptions) -> None:
-    if not (options.do_train or options.do_eval or options.do_predict):
-        raise ValueError("At least one of `do_train`, `do_eval` or `do_predict` must be True.")
+    if not (options.do_train or options.do_eval or options.do_predict or options.export_dir):
+        raise ValueError("At least one of `do_train`, `do_eval` or `do_predict` must be True (or `export_dir` set).")
     for name in ("data_dir", "bert_config_file", "vocab_file", "output_dir"):
         if not getattr(options, name):
             raise ValueError(f"--{name} is required")
@@ -102,6 +104,8 @@ def run(options: ClassifierOptions) -> ClassifierResults:
         results.eval_results = phase.evaluate(processor.get_dev_examples(options.data_dir))
     if options.do_predict:
         results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
+    if options.export_dir:
+        results.saved_model_dir = phase.export(init_checkpoint)
     return results
 
 
@@ -180,6 +184,11 @@ class _Phase:
         if written != num_actual:
             raise RuntimeError(f"wrote {written} predictions for {num_actual} test examples")
         return output_path
+
+    def export(self, init_checkpoint: Optional[str]) -> str:
+        """Exports the newest fine-tuned checkpoint (else `init_checkpoint`) as a SavedModel; returns its path."""
+        spec = classifier_data.classifier_feature_spec(self.options.max_seq_length, self.processor.is_regression)
+        return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint)
 
 
 def _global_step(output_dir: str) -> int:

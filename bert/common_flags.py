@@ -6,6 +6,8 @@ Each script calls the groups it needs; defaults that differ between the original
 
 from absl import flags
 
+from bert import performance
+
 FLAGS = flags.FLAGS
 
 
@@ -61,3 +63,30 @@ def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> Non
     flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs.")
     flags.DEFINE_float("warmup_proportion", 0.1,
                        "Fraction of training with linear learning-rate warmup (0.1 = first 10% of steps).")
+
+
+def define_performance_flags(training: bool = True) -> None:
+    """[New] Opt-in speed and scale features (bert.performance); the defaults are the original's behaviour.
+
+    Scripts that only predict (`training=False`) get the precision and XLA flags.
+    """
+    flags.DEFINE_enum("precision", "fp32", list(performance.PRECISIONS),
+                      "[New] Compute precision: fp32 (the original), bf16 (mixed bfloat16 on CPUs with bfloat16 "
+                      "units, through oneDNN) or fp16 (mixed float16 with dynamic loss scaling, for GPUs). "
+                      "Variables and checkpoints stay float32.")
+    flags.DEFINE_bool("use_xla", False, "[New] Compile the graph with XLA (just-in-time).")
+    if not training:
+        return
+    flags.DEFINE_integer("num_accumulation_steps", 1,
+                         "[New] Split each training batch of train_batch_size into this many micro-batches and "
+                         "accumulate their gradients: the same update with 1/N of the activation memory.")
+    flags.DEFINE_enum("distribution_strategy", "none", list(performance.DISTRIBUTION_STRATEGIES),
+                      "[New] Data-parallel training: mirrored (all local GPUs) or multi_worker_mirrored (workers "
+                      "listed in the TF_CONFIG environment variable). train_batch_size stays the global batch.")
+    flags.DEFINE_integer("num_gpus", None, "[New] With distribution_strategy=mirrored: GPUs to use (default all).")
+
+
+def define_export_flag() -> None:
+    flags.DEFINE_string("export_dir", None,
+                        "[New] Write a SavedModel for serving (signature serving_default: input_ids, input_mask, "
+                        "segment_ids) into a new numbered subdirectory of this directory.")

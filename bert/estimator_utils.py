@@ -1,7 +1,9 @@
 """Estimator / TPUEstimator plumbing shared by every task script.
 
 The original pasted the same RunConfig, init-from-checkpoint and variable-logging blocks into each script; here
-they live once. TPUEstimator is used everywhere: with `use_tpu=False` it runs on CPU and GPU unchanged.
+they live once. TPUEstimator is used everywhere: with `use_tpu=False` it runs on CPU and GPU unchanged. The one
+exception is opt-in data-parallel training (`performance.distribution_strategy`), which TPUEstimator cannot do: it
+gets a plain Estimator driving the same model_fn.
 """
 
 import dataclasses
@@ -10,9 +12,11 @@ from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
-from bert import modeling, optimization
+from bert import modeling, optimization, performance
+from bert.performance import PerformanceSettings
 
 tpu_estimator = tf.estimator.tpu
+ModeKeys = tf.estimator.ModeKeys
 
 
 @dataclasses.dataclass
@@ -30,10 +34,11 @@ class RunSettings:
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
     seed: Optional[int] = None
+    performance: PerformanceSettings = dataclasses.field(default_factory=PerformanceSettings)
 
     @classmethod
     def from_flags(cls, flags_values) -> "RunSettings":
-        return dataclass_from_flags(cls, flags_values)
+        return dataclass_from_flags(cls, flags_values, performance=PerformanceSettings.from_flags(flags_values))
 
 
 def dataclass_from_flags(cls, flags_values, **overrides):
@@ -60,22 +65,105 @@ def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
         save_checkpoints_steps=settings.save_checkpoints_steps,
         keep_checkpoint_max=settings.keep_checkpoint_max,
         tf_random_seed=settings.seed,
+        session_config=performance.session_config(settings.performance),
         tpu_config=tpu_config)
 
 
 def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: Optional[int] = None,
                    eval_batch_size: Optional[int] = None, predict_batch_size: Optional[int] = None,
-                   params: Optional[dict] = None) -> tpu_estimator.TPUEstimator:
-    """A TPUEstimator for `model_fn`; batch sizes reach the input_fn as `params["batch_size"]`."""
+                   params: Optional[dict] = None) -> tf.estimator.Estimator:
+    """A TPUEstimator for `model_fn`; batch sizes reach the input_fn as `params["batch_size"]`.
+
+    `train_batch_size` is the batch of one optimizer update. With `settings.performance.num_accumulation_steps` N
+    the input_fn is asked for micro-batches of train_batch_size / N; with a distribution strategy each replica gets
+    an equal share of that (and the Estimator is a plain one, see `DistributedEstimator`).
+    """
+    settings.performance.validate(settings.use_tpu)
     tf.io.gfile.makedirs(settings.output_dir)
+    micro_batch_size = _micro_batch_size(train_batch_size, settings.performance.num_accumulation_steps)
+    model_fn = _with_training_settings(model_fn, settings.performance)
+    if settings.performance.is_distributed:
+        strategy = performance.make_distribution_strategy(settings.performance)
+        _check_divides(micro_batch_size, strategy.num_replicas_in_sync, "replicas (distribution_strategy)")
+        batch_sizes = {ModeKeys.TRAIN: micro_batch_size, ModeKeys.EVAL: eval_batch_size,
+                       ModeKeys.PREDICT: predict_batch_size}
+        return DistributedEstimator(model_fn, make_distributed_run_config(settings, strategy), batch_sizes, params)
     return tpu_estimator.TPUEstimator(
         use_tpu=settings.use_tpu,
         model_fn=model_fn,
         config=make_run_config(settings),
         params=params,
-        train_batch_size=train_batch_size,
+        train_batch_size=micro_batch_size,
         eval_batch_size=eval_batch_size,
-        predict_batch_size=predict_batch_size)
+        predict_batch_size=predict_batch_size,
+        export_to_tpu=False)  # SavedModels (bert.export) are for CPU/GPU serving
+
+
+def _micro_batch_size(train_batch_size: Optional[int], num_accumulation_steps: int) -> Optional[int]:
+    if train_batch_size is None or num_accumulation_steps == 1:
+        return train_batch_size
+    _check_divides(train_batch_size, num_accumulation_steps, "micro-batches (num_accumulation_steps)")
+    return train_batch_size // num_accumulation_steps
+
+
+def _check_divides(batch_size: Optional[int], parts: int, what: str) -> None:
+    if batch_size is not None and batch_size % parts:
+        raise ValueError(f"a training batch of {batch_size} examples cannot be split evenly into {parts} {what}")
+
+
+def _with_training_settings(model_fn: Callable, settings: PerformanceSettings) -> Callable:
+    """`model_fn` running with `settings` active, so create_optimizer inside it sees them."""
+
+    def model_fn_with_settings(features, labels, mode, params):
+        with performance.training_settings(settings):
+            return model_fn(features, labels, mode, params)
+
+    return model_fn_with_settings
+
+
+def make_distributed_run_config(settings: RunSettings, strategy: tf.distribute.Strategy) -> tf.estimator.RunConfig:
+    """An Estimator RunConfig training with `strategy`; evaluation and prediction stay on one device."""
+    return tf.estimator.RunConfig(
+        model_dir=settings.output_dir,
+        save_checkpoints_steps=settings.save_checkpoints_steps,
+        keep_checkpoint_max=settings.keep_checkpoint_max,
+        tf_random_seed=settings.seed,
+        session_config=performance.session_config(settings.performance),
+        train_distribute=strategy)
+
+
+class DistributedEstimator(tf.estimator.Estimator):
+    """A plain Estimator for tf.distribute training that runs TPUEstimator-style model_fns and input_fns.
+
+    TPUEstimator refuses `train_distribute`. This one converts the model_fn's TPUEstimatorSpec with
+    `as_estimator_spec()` and, as TPUEstimator does, passes each mode's batch size as `params["batch_size"]`: to
+    the model_fn as given, to each replica's input_fn divided by the number of replicas in sync (with several
+    workers, each reads its own shard of the batches).
+    """
+
+    def __init__(self, model_fn: Callable, config: tf.estimator.RunConfig, batch_sizes: Dict[str, Optional[int]],
+                 params: Optional[dict] = None):
+        self._batch_sizes = dict(batch_sizes)
+
+        def estimator_model_fn(features, labels, mode, params):
+            spec = model_fn(features, labels, mode, dict(params, batch_size=self._batch_sizes[mode]))
+            return spec.as_estimator_spec() if isinstance(spec, tpu_estimator.TPUEstimatorSpec) else spec
+
+        super().__init__(model_fn=estimator_model_fn, config=config, params=dict(params or {}))
+
+    def _call_input_fn(self, input_fn, mode, input_context=None):
+        batch_size = self._batch_sizes[mode]
+        if batch_size is None:
+            raise ValueError(f"make_estimator was given no batch size for mode {mode}")
+        if input_context is None:
+            return input_fn(dict(self.params, batch_size=batch_size))
+        dataset = input_fn(dict(self.params, batch_size=input_context.get_per_replica_batch_size(batch_size)))
+        if input_context.num_input_pipelines > 1:
+            dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        return dataset
+
+    def _assert_members_are_not_overridden(self):
+        """Estimator forbids overriding its members; like TPUEstimator, this class replaces `_call_input_fn`."""
 
 
 def latest_checkpoint_note(output_dir: str) -> Optional[str]:

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, input_pipeline, modeling, tokenization
+from bert.performance import PerformanceSettings
 
 # A line "text a ||| text b" is a sentence pair (split at the last separator, as the original's regex did).
 _PAIR_PATTERN = re.compile(r"^(.*) \|\|\| (.*)$")
@@ -322,7 +323,8 @@ class FeatureExtractor:
                  use_one_hot_embeddings: bool = False,
                  use_tpu: bool = False,
                  master: Optional[str] = None,
-                 num_tpu_cores: int = 8):
+                 num_tpu_cores: int = 8,
+                 performance: Optional[PerformanceSettings] = None):
         """Reads the config and vocabulary and validates every setting before any model work.
 
         Args:
@@ -335,6 +337,7 @@ class FeatureExtractor:
           do_lower_case: True for uncased models.
           use_one_hot_embeddings: look up word embeddings by one-hot matmul (faster on TPU).
           use_tpu, master, num_tpu_cores: run on a TPU (then batches keep the full max_seq_length).
+          performance: [new] precision and XLA of the prediction graph; the default is the original's float32.
 
         Raises:
           FileNotFoundError: the config, checkpoint or vocabulary is missing.
@@ -362,6 +365,8 @@ class FeatureExtractor:
         self.use_tpu = use_tpu
         self.master = master
         self.num_tpu_cores = num_tpu_cores
+        self.performance = performance or PerformanceSettings()
+        self.performance.validate(use_tpu)
 
     @property
     def hidden_size(self) -> int:
@@ -385,7 +390,7 @@ class FeatureExtractor:
                 model_fn_builder(self.bert_config, self.init_checkpoint, self.layer_indexes, self.use_tpu,
                                  self.use_one_hot_embeddings),
                 estimator_utils.RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
-                                            num_tpu_cores=self.num_tpu_cores),
+                                            num_tpu_cores=self.num_tpu_cores, performance=self.performance),
                 predict_batch_size=self.batch_size)
             input_fn = input_fn_builder(record_file, self.max_seq_length, trim_padding=not self.use_tpu)
             results = estimator.predict(input_fn, yield_single_examples=True)
@@ -399,12 +404,13 @@ def extract_features(texts: Sequence[TextOrPair],
                      layers: Union[str, Sequence[int]] = (-1,),
                      max_seq_length: int = 128,
                      batch_size: int = 32,
-                     do_lower_case: bool = True) -> List[Tuple[List[str], np.ndarray]]:
+                     do_lower_case: bool = True,
+                     performance: Optional[PerformanceSettings] = None) -> List[Tuple[List[str], np.ndarray]]:
     """Per-token outputs of the chosen encoder layers for each text, without writing any file.
 
     Args:
       texts: strings, or (text_a, text_b) tuples for sentence pairs.
-      bert_config, init_checkpoint, vocab_file, layers, max_seq_length, batch_size, do_lower_case:
+      bert_config, init_checkpoint, vocab_file, layers, max_seq_length, batch_size, do_lower_case, performance:
         see `FeatureExtractor`.
 
     Returns:
@@ -412,7 +418,8 @@ def extract_features(texts: Sequence[TextOrPair],
       layers in the order asked for.
     """
     extractor = FeatureExtractor(bert_config, init_checkpoint, vocab_file, layers=layers,
-                                 max_seq_length=max_seq_length, batch_size=batch_size, do_lower_case=do_lower_case)
+                                 max_seq_length=max_seq_length, batch_size=batch_size, do_lower_case=do_lower_case,
+                                 performance=performance)
     features = extractor.convert(examples_from_texts(texts))
     return [(feature.tokens, outputs) for feature, outputs in extractor.run(features)]
 

@@ -2,13 +2,20 @@
 
 `create_optimizer` assembles the pieces the way pre-training and fine-tuning use them; the pieces
 (`learning_rate_schedule`, `build_optimizer`, `apply_clipped_gradients`) are public so that variants of the
-training step (for example gradient accumulation) can reuse them without re-deriving the numbers.
+training step can reuse them without re-deriving the numbers.
+
+Opt-in variants of the step (see `bert.performance`): gradient accumulation, dynamic loss scaling for float16 and
+data-parallel replicas under a tf.distribute strategy. They share one path, `_build_extended_train_op`; with none
+of them the graph is the original's.
 """
 
+import functools
 import re
-from typing import Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import tensorflow.compat.v1 as tf
+
+from bert import performance
 
 # The settings BERT was pre-trained with; fine-tuning keeps them.
 WEIGHT_DECAY_RATE = 0.01
@@ -22,7 +29,8 @@ Gradient = Union[tf.Tensor, tf.IndexedSlices]
 
 
 def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_warmup_steps: Optional[int],
-                     use_tpu: bool) -> tf.Operation:
+                     use_tpu: bool, num_accumulation_steps: Optional[int] = None,
+                     loss_scaling: Optional[bool] = None) -> tf.Operation:
     """Builds the training op: one AdamWeightDecay step on all trainable variables plus a global-step increment.
 
     Args:
@@ -31,15 +39,33 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
       num_train_steps: step at which the linearly decaying learning rate reaches 0.
       num_warmup_steps: steps of linear warmup from 0; 0 or None for no warmup.
       use_tpu: whether to sum gradients across TPU shards (CrossShardOptimizer).
+      num_accumulation_steps: [new] average the gradients of this many runs of the op (micro-batches) into one
+        update; None takes it from the run's `performance.PerformanceSettings` (1 unless configured).
+      loss_scaling: [new] dynamic loss scaling, for float16; None takes it from the run's settings (on for fp16).
 
     Returns:
       An Operation that increments the global step and updates the variables and their `adam_m`/`adam_v`
-      slots with the learning rate of the incremented step.
+      slots with the learning rate of the incremented step. With accumulation, the global step counts updates:
+      it advances on every `num_accumulation_steps`-th run, as does the learning-rate schedule. With loss
+      scaling, a step whose gradients overflow is skipped (no update, no increment) and the scale halves.
+      Inside a tf.distribute replica the gradients are averaged over the replicas first.
     """
+    settings = performance.active_training_settings()
+    if num_accumulation_steps is None:
+        num_accumulation_steps = settings.num_accumulation_steps
+    if loss_scaling is None:
+        loss_scaling = settings.uses_loss_scaling
     tvars = tf.trainable_variables()
     if not tvars:
         raise ValueError("create_optimizer found no trainable variables in the current graph")
     global_step = tf.train.get_or_create_global_step()
+    if num_accumulation_steps != 1 or loss_scaling or tf.distribute.has_strategy():
+        if use_tpu:
+            raise ValueError("gradient accumulation, loss scaling and tf.distribute replicas are not available "
+                             "with use_tpu")
+        schedule = functools.partial(learning_rate_schedule, init_lr=init_lr, num_train_steps=num_train_steps,
+                                     num_warmup_steps=num_warmup_steps)
+        return _build_extended_train_op(loss, tvars, global_step, schedule, num_accumulation_steps, loss_scaling)
     # AdamWeightDecayOptimizer leaves the global step alone, so it is counted here. The original increments it
     # and reads it for the learning rate with no ordering between the two (a race); its reference trajectory
     # came from runs where the increment landed first. Incrementing explicitly first makes that deterministic:
@@ -147,17 +173,23 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
 
     def _apply_to_variable(self, grad: Gradient, param: tf.Variable) -> List[tf.Operation]:
         """The assignments of one Adam step with decoupled weight decay to `param` and its two moments."""
-        param_name = _variable_name(param.name)
-        m = _zeros_slot(param_name + "/adam_m", param)
-        v = _zeros_slot(param_name + "/adam_v", param)
+        m, v = create_adam_slots(param)
+        return self.update_with_slots(grad, param, m, v, self.uses_weight_decay(param))
 
+    def update_with_slots(self, grad: Gradient, param: tf.Variable, m: tf.Variable, v: tf.Variable,
+                          use_weight_decay: bool) -> List[tf.Operation]:
+        """The assignments of one step to `param` and its moments `m`, `v` (which may be replicas' copies)."""
         next_m = tf.multiply(self.beta_1, m) + tf.multiply(1.0 - self.beta_1, grad)
         next_v = tf.multiply(self.beta_2, v) + tf.multiply(1.0 - self.beta_2, tf.square(grad))
         update = next_m / (tf.sqrt(next_v) + self.epsilon)
-        if self._uses_weight_decay(param_name):
+        if use_weight_decay:
             update += self.weight_decay_rate * param
         next_param = param - self.learning_rate * update
         return [param.assign(next_param), m.assign(next_m), v.assign(next_v)]
+
+    def uses_weight_decay(self, param: tf.Variable) -> bool:
+        """Whether `param` is decayed, judged by its name."""
+        return self._uses_weight_decay(_variable_name(param.name))
 
     def _uses_weight_decay(self, param_name: str) -> bool:
         """Whether the variable called `param_name` is decayed (a non-zero rate and no exclusion pattern matches)."""
@@ -175,6 +207,12 @@ def _variable_name(tensor_name: str) -> str:
     return match.group(1) if match else tensor_name
 
 
+def create_adam_slots(param: tf.Variable) -> Tuple[tf.Variable, tf.Variable]:
+    """Creates the zero-initialised moments `<param name>/adam_m` and `/adam_v` of `param`."""
+    param_name = _variable_name(param.name)
+    return _zeros_slot(param_name + "/adam_m", param), _zeros_slot(param_name + "/adam_v", param)
+
+
 def _zeros_slot(name: str, param: tf.Variable) -> tf.Variable:
     """A non-trainable float32 variable of `param`'s shape, initialised to zeros (an Adam moment)."""
     return tf.get_variable(
@@ -183,3 +221,160 @@ def _zeros_slot(name: str, param: tf.Variable) -> tf.Variable:
         dtype=tf.float32,
         trainable=False,
         initializer=tf.zeros_initializer())
+
+
+# --- Opt-in training steps: gradient accumulation, loss scaling, tf.distribute replicas ----------------------------
+#
+# One path serves all three. In replica context (or the default one without a strategy) each replica computes its
+# gradients, unscales them and divides them by the number of micro-batches. The rest runs once, in cross-replica
+# context (`merge_call`): average over the replicas, add to the accumulators, and on the last micro-batch of an
+# update apply Adam on every device's copy (`strategy.extended.update`) and clear the accumulators. Without a
+# strategy the same calls reduce to plain assignments.
+#
+# The new state (accumulators, micro-batch counter, loss scale) is in local variables, so checkpoints hold exactly
+# the variables of a plain run and load in both directions. Nothing is lost by not saving it: Estimator saves when
+# the global step moves, right after an update, when the accumulators are empty.
+
+INITIAL_LOSS_SCALE = 2.0 ** 15
+LOSS_SCALE_GROWTH_INTERVAL = 2000  # finite steps in a row before the scale doubles
+LOSS_SCALE_FACTOR = 2.0
+
+
+class DynamicLossScale:
+    """The float16 loss scale: halves when gradients overflow, doubles after `LOSS_SCALE_GROWTH_INTERVAL` good steps.
+
+    Multiplying the loss keeps small float16 gradients from flushing to zero; the gradients are divided by the
+    same factor before use.
+    """
+
+    def __init__(self, initial_scale: float = INITIAL_LOSS_SCALE):
+        self.scale = _local_variable("loss_scale", [], tf.float32, tf.constant_initializer(initial_scale))
+        self.finite_steps = _local_variable("loss_scale_finite_steps", [], tf.int64, tf.zeros_initializer())
+
+    def update(self, strategy: tf.distribute.Strategy, finite: tf.Tensor) -> tf.Operation:
+        """Cross-replica op adjusting the scale after a step whose gradients were `finite` (bool scalar Tensor)."""
+        scale = strategy.extended.read_var(self.scale)
+        finite_steps = strategy.extended.read_var(self.finite_steps) + 1
+        grow = tf.logical_and(finite, finite_steps >= LOSS_SCALE_GROWTH_INTERVAL)
+        next_scale = tf.where(finite, tf.where(grow, scale * LOSS_SCALE_FACTOR, scale),
+                              tf.maximum(scale / LOSS_SCALE_FACTOR, 1.0))
+        next_finite_steps = tf.where(tf.logical_and(finite, tf.logical_not(grow)), finite_steps,
+                                     tf.zeros_like(finite_steps))
+        return tf.group(_assign_everywhere(strategy, self.scale, next_scale),
+                        _assign_everywhere(strategy, self.finite_steps, next_finite_steps))
+
+
+class _ExtendedStep:
+    """The variables and settings of one extended training step; `cross_replica_op` builds its update."""
+
+    def __init__(self, params: List[tf.Variable], global_step: tf.Variable, schedule: Callable,
+                 num_accumulation_steps: int, loss_scale: Optional[DynamicLossScale]):
+        self.params = params
+        self.slots = [create_adam_slots(param) for param in params]
+        self.global_step = global_step
+        self.schedule = schedule
+        self.num_accumulation_steps = num_accumulation_steps
+        self.loss_scale = loss_scale
+        self.accumulators, self.micro_step = None, None
+        if num_accumulation_steps > 1:
+            self.accumulators = [_local_variable(_variable_name(p.name) + "/accumulated_gradient", p.shape,
+                                                 tf.float32, tf.zeros_initializer()) for p in params]
+            self.micro_step = _local_variable("accumulation_micro_step", [], tf.int64, tf.zeros_initializer())
+
+    def cross_replica_op(self, strategy: tf.distribute.Strategy, grads: List) -> tf.Operation:
+        """Averages `grads` (one per param) over the replicas, accumulates them and applies the update when due."""
+        if strategy.num_replicas_in_sync > 1:
+            # Reduced onto each parameter's devices, as tf.train.Optimizer does (it sums; the mean is ours).
+            grads = strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, list(zip(grads, self.params)))
+        if self.accumulators is None:
+            return self._apply(strategy, grads)
+        added = [strategy.extended.update(acc, _add, args=(grad,), group=True)
+                 for acc, grad in zip(self.accumulators, grads)]
+        with tf.control_dependencies(added):
+            micro_step = strategy.extended.read_var(self.micro_step) + 1
+            return tf.cond(micro_step >= self.num_accumulation_steps,
+                           lambda: self._apply_and_clear(strategy),
+                           lambda: _assign_everywhere(strategy, self.micro_step, micro_step))
+
+    def _apply_and_clear(self, strategy: tf.distribute.Strategy) -> tf.Operation:
+        applied = self._apply(strategy, self.accumulators)
+        with tf.control_dependencies([applied]):
+            cleared = [strategy.extended.update(acc, _clear, group=True) for acc in self.accumulators]
+            return tf.group(*cleared, _assign_everywhere(strategy, self.micro_step, tf.constant(0, tf.int64)))
+
+    def _apply(self, strategy: tf.distribute.Strategy, grads: List) -> tf.Operation:
+        """Clips `grads` by their global norm and takes the Adam step, unless loss scaling finds them non-finite."""
+        norm = tf.linalg.global_norm([strategy.experimental_local_results(grad)[0] for grad in grads])
+        if self.loss_scale is None:
+            return self._update(strategy, grads, norm)
+        finite = tf.math.is_finite(norm)
+        updated = tf.cond(finite, lambda: self._update(strategy, grads, norm), tf.no_op)
+        with tf.control_dependencies([updated]):
+            return self.loss_scale.update(strategy, finite)
+
+    def _update(self, strategy: tf.distribute.Strategy, grads: List, norm: tf.Tensor) -> tf.Operation:
+        # As in create_optimizer: the update taken at global step t uses the learning rate of step t + 1.
+        next_step = strategy.extended.read_var(self.global_step) + 1
+        optimizer = build_optimizer(self.schedule(next_step), use_tpu=False)
+        clip_scale = _clip_scale(norm, GRADIENT_CLIP_NORM)
+        updates = []
+        for param, (m, v), grad in zip(self.params, self.slots, grads):
+            update = _adam_update_fn(optimizer, optimizer.uses_weight_decay(param))
+            updates.append(strategy.extended.update(param, update, args=(grad, m, v, clip_scale), group=True))
+        with tf.control_dependencies(updates):
+            return _assign_everywhere(strategy, self.global_step, next_step)
+
+
+def _build_extended_train_op(loss: tf.Tensor, tvars: Sequence[tf.Variable], global_step: tf.Variable,
+                             schedule: Callable, num_accumulation_steps: int, loss_scaling: bool) -> tf.Operation:
+    """create_optimizer's training op with accumulation, loss scaling and/or tf.distribute replicas."""
+    if num_accumulation_steps < 1:
+        raise ValueError(f"num_accumulation_steps must be >= 1, got {num_accumulation_steps}")
+    loss_scale = DynamicLossScale() if loss_scaling else None
+    scaled_loss = loss * loss_scale.scale if loss_scale else loss
+    grads_and_vars = [(g, v) for g, v in zip(tf.gradients(scaled_loss, tvars), tvars) if g is not None]
+    if not grads_and_vars:
+        raise ValueError("the loss does not depend on any trainable variable")
+    divisor = float(num_accumulation_steps) * (loss_scale.scale if loss_scale else 1.0)
+    # Dense (embedding gradients arrive as IndexedSlices): they are summed into dense accumulators or all-reduced.
+    grads = [tf.convert_to_tensor(grad) / divisor for grad, _ in grads_and_vars]
+    step = _ExtendedStep([v for _, v in grads_and_vars], global_step, schedule, num_accumulation_steps, loss_scale)
+    return tf.distribute.get_replica_context().merge_call(step.cross_replica_op, args=(grads,))
+
+
+def _adam_update_fn(optimizer: AdamWeightDecayOptimizer, use_weight_decay: bool) -> Callable:
+    """The per-device update of one parameter for `strategy.extended.update`."""
+
+    def update(param, grad, m, v, clip_scale):
+        grad = tf.convert_to_tensor(grad) * clip_scale
+        return tf.group(*optimizer.update_with_slots(grad, param, m, v, use_weight_decay))
+
+    return update
+
+
+def _clip_scale(norm: tf.Tensor, clip_norm: float) -> tf.Tensor:
+    """The factor tf.clip_by_global_norm multiplies gradients by: 1 up to `clip_norm`, then clip_norm / norm."""
+    return clip_norm * tf.minimum(1.0 / norm, 1.0 / clip_norm)
+
+
+def _add(variable, value) -> tf.Operation:
+    return variable.assign_add(tf.convert_to_tensor(value), read_value=False)
+
+
+def _clear(variable) -> tf.Operation:
+    return variable.assign(tf.zeros_like(variable), read_value=False)
+
+
+def _assign(variable, value) -> tf.Operation:
+    return variable.assign(value, read_value=False)
+
+
+def _assign_everywhere(strategy: tf.distribute.Strategy, variable: tf.Variable, value: tf.Tensor) -> tf.Operation:
+    """Assigns `value` to `variable` on every device holding a copy (cross-replica context)."""
+    return tf.group(strategy.extended.update(variable, _assign, args=(value,), group=True))
+
+
+def _local_variable(name: str, shape, dtype: tf.DType, initializer) -> tf.Variable:
+    """A non-trainable variable left out of checkpoints (LOCAL_VARIABLES), initialised by Estimator's scaffold."""
+    return tf.get_variable(name, shape=shape, dtype=dtype, initializer=initializer, trainable=False,
+                           collections=[tf.GraphKeys.LOCAL_VARIABLES])

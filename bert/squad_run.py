@@ -12,7 +12,8 @@ from typing import Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, input_pipeline, modeling, squad, squad_model, squad_postprocess, tokenization
+from bert import (estimator_utils, export, input_pipeline, modeling, squad, squad_model, squad_postprocess,
+                  tokenization)
 from bert.estimator_utils import RunSettings
 from bert.squad_postprocess import PredictionOptions, RawResult
 
@@ -45,6 +46,7 @@ class SquadOptions:
     verbose_logging: bool = False
     version_2_with_negative: bool = False
     null_score_diff_threshold: float = 0.0
+    export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
     run: RunSettings = None
 
     def __post_init__(self):
@@ -65,8 +67,8 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
       ValueError: nothing to do, a required file flag missing, or sequence lengths that cannot work.
     """
     tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
-    if not options.do_train and not options.do_predict:
-        raise ValueError("At least one of `do_train` or `do_predict` must be True.")
+    if not (options.do_train or options.do_predict or options.export_dir):
+        raise ValueError("At least one of `do_train` or `do_predict` must be True (or `export_dir` set).")
     if options.do_train and not options.train_file:
         raise ValueError("If `do_train` is True, then `train_file` must be specified.")
     if options.do_predict and not options.predict_file:
@@ -76,7 +78,8 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
 
 
 def run(options: SquadOptions) -> Optional[Dict[str, str]]:
-    """Trains and/or predicts as `options` say; returns the predicted answers by question id when predicting."""
+    """Trains, predicts and/or exports as `options` say; returns the predicted answers by question id when
+    predicting."""
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     validate_options(options, bert_config)
     tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
@@ -105,9 +108,12 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
 
     if options.do_train:
         train(estimator, train_examples, tokenizer, options, num_train_steps)
-    if options.do_predict:
-        return predict(estimator, tokenizer, options)
-    return None
+    answers = predict(estimator, tokenizer, options) if options.do_predict else None
+    if options.export_dir:
+        # unique_ids is fed as zeros: a serving client matches answers to its windows by position.
+        export.export_task_model(estimator, options.export_dir,
+                                 squad.feature_spec(options.max_seq_length, is_training=False), init_checkpoint)
+    return answers
 
 
 def _convert(examples: List[squad.SquadExample], tokenizer, options: SquadOptions, is_training: bool,

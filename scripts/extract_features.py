@@ -12,6 +12,7 @@ from absl import app, flags
 import tensorflow.compat.v1 as tf
 
 from bert import common_flags, feature_extraction
+from bert.performance import PerformanceSettings
 
 flags.DEFINE_string("input_file", None, "Text file with one input per line (\" ||| \" separates a pair).")
 flags.DEFINE_string("output_file", None, "Where to write the features; its folder must exist.")
@@ -28,6 +29,7 @@ flags.DEFINE_enum("output_format", "jsonl", feature_extraction.OUTPUT_FORMATS,
                   "[New] jsonl: the original's JSON lines; npz: compact numpy arrays (see README).")
 flags.DEFINE_enum("npz_dtype", "float32", feature_extraction.NPZ_DTYPES,
                   "[New] Value type of --output_format=npz; float16 halves the file.")
+common_flags.define_performance_flags(training=False)
 
 FLAGS = flags.FLAGS
 
@@ -45,7 +47,8 @@ def main(_):
         use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
         use_tpu=FLAGS.use_tpu,
         master=FLAGS.master,
-        num_tpu_cores=FLAGS.num_tpu_cores)
+        num_tpu_cores=FLAGS.num_tpu_cores,
+        performance=PerformanceSettings.from_flags(FLAGS))
     feature_extraction.write_features_file(extractor, FLAGS.input_file, FLAGS.output_file,
                                            output_format=FLAGS.output_format, npz_dtype=FLAGS.npz_dtype)
 

@@ -13,6 +13,8 @@ common_flags.define_output_dir_flag()
 common_flags.define_fine_tuning_flags(max_seq_length=128)
 common_flags.define_run_flags()
 common_flags.define_tpu_flags()
+common_flags.define_performance_flags()
+common_flags.define_export_flag()
 
 FLAGS = flags.FLAGS
 

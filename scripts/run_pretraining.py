@@ -28,6 +28,7 @@ flags.DEFINE_string("vocab_file", None,
                     "[New, optional] The vocabulary the data was made with: checked to fit the config's vocab_size.")
 common_flags.define_run_flags()
 common_flags.define_tpu_flags()
+common_flags.define_performance_flags()
 
 FLAGS = flags.FLAGS
 

@@ -23,6 +23,8 @@ common_flags.define_output_dir_flag()
 common_flags.define_fine_tuning_flags(max_seq_length=384, with_eval=False)
 common_flags.define_run_flags()
 common_flags.define_tpu_flags()
+common_flags.define_performance_flags()
+common_flags.define_export_flag()
 
 FLAGS = flags.FLAGS
 

@@ -10,6 +10,16 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DIR = os.path.abspath(os.environ.get("BERT_SHARED_DIR", os.path.join(REPO_ROOT, "..", "shared")))
 
 
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU has bfloat16 instructions, which oneDNN's bfloat16 rewrite needs to change anything."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
+
+
 def shared_path(*parts: str) -> str:
     """Path of a file in the shared data folder; skips the calling test when it is absent."""
     path = os.path.join(SHARED_DIR, *parts)

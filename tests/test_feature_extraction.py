@@ -12,7 +12,8 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, feature_extraction, modeling, tokenization
-from conftest import REPO_ROOT, shared_path
+from bert.performance import PerformanceSettings
+from conftest import REPO_ROOT, cpu_has_bfloat16, shared_path
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "extract_features.py")
 
@@ -253,6 +254,19 @@ def test_library_api_returns_arrays_in_input_order(tiny_model_dir, tiny_jsonl):
         assert values.dtype == np.float32 and values.shape == (2, len(tokens), 32)
         expected = np.array([[layer["values"] for layer in e["layers"]] for e in record["features"]])
         np.testing.assert_allclose(np.transpose(values, (1, 0, 2)), expected, atol=2e-6)
+
+
+@pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no bfloat16 instructions for oneDNN")
+def test_bf16_features_are_close_to_float32(tiny_model_dir):
+    texts = ["the dog was in the house .", "a cat", ("yes", "no")]
+    paths = tiny_paths(tiny_model_dir)
+    exact = feature_extraction.extract_features(texts, layers=(-1,), max_seq_length=16, **paths)
+    mixed = feature_extraction.extract_features(texts, layers=(-1,), max_seq_length=16, **paths,
+                                                performance=PerformanceSettings(precision="bf16"))
+    for (tokens, values), (mixed_tokens, mixed_values) in zip(exact, mixed):
+        assert mixed_tokens == tokens and mixed_values.dtype == np.float32
+        difference = np.abs(mixed_values - values).max()
+        assert 0 < difference < 0.1, difference  # rounded to bfloat16's 8 bits, not garbage
 
 
 def test_script_writes_jsonl(tiny_model_dir, tmp_path):

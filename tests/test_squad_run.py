@@ -88,6 +88,19 @@ def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
     assert results["total"] == 10 and "best_f1_thresh" in results
 
 
+def test_script_trains_with_accumulation_and_exports(tiny_model_dir, tmp_path):
+    train_file = write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
+    out, serving = tmp_path / "out", tmp_path / "serving"
+    completed = run_script(script_flags(
+        tiny_model_dir, out, do_train=True, train_file=train_file, version_2_with_negative=True,
+        train_batch_size=4, num_train_epochs=1, num_accumulation_steps=2, export_dir=serving))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    # 10 questions at train_batch_size 4 are 2 updates, each of 2 micro-batches of 2.
+    assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-2")
+    (version,) = os.listdir(serving)
+    assert (serving / version / "saved_model.pb").exists()
+
+
 def test_script_rejects_max_seq_length_too_small_for_query(tiny_model_dir, tmp_path):
     predict_file = write_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
     completed = run_script(script_flags(tiny_model_dir, tmp_path / "out", do_predict=True,

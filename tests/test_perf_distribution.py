@@ -1,0 +1,121 @@
+"""Data-parallel training with MirroredStrategy on two logical CPU devices (in a subprocess, which owns its devices)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bert import performance
+from bert.performance import PerformanceSettings
+from conftest import REPO_ROOT
+
+# Trains a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates of a global
+# batch of 16 on one device and with the given strategy / accumulation, and prints the largest weight difference.
+_CHILD = r"""
+import json, os, sys
+import numpy as np
+import tensorflow.compat.v1 as tf
+tf.config.set_logical_device_configuration(
+    tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
+from conftest import make_tiny_model_dir
+from test_classifier_run import tiny_options, write_mrpc_like
+from bert import classifier_run, estimator_utils, modeling, optimization
+from bert.performance import PerformanceSettings
+
+work = sys.argv[2]
+model_dir = make_tiny_model_dir(os.path.join(work, "model"), hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0)
+config = modeling.BertConfig.from_json_file(os.path.join(model_dir, "bert_config.json"))
+rng = np.random.RandomState(0)
+data = dict(input_ids=rng.randint(5, 60, (64, 16)).astype(np.int32), input_mask=np.ones((64, 16), np.int32),
+            label_ids=rng.randint(0, 2, 64).astype(np.int32))
+
+def input_fn(params):
+    return tf.data.Dataset.from_tensor_slices(data).repeat().batch(params["batch_size"], drop_remainder=True)
+
+def model_fn(features, labels, mode, params):
+    model = modeling.BertModel(config, is_training=True, input_ids=features["input_ids"],
+                               input_mask=features["input_mask"])
+    head = tf.get_variable("head", [32, 2], initializer=tf.truncated_normal_initializer(stddev=0.02, seed=5))
+    logits = tf.matmul(model.get_pooled_output(), head)
+    loss = tf.losses.sparse_softmax_cross_entropy(features["label_ids"], logits)
+    init = os.path.join(model_dir, "bert_model.ckpt")
+    tf.train.init_from_checkpoint(init, {"bert/": "bert/"})
+    train_op = optimization.create_optimizer(loss, 1e-3, 10, 2, False)
+    return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op)
+
+def train(name, **settings):
+    out = os.path.join(work, name)
+    run = estimator_utils.RunSettings(output_dir=out, seed=1, performance=PerformanceSettings(**settings))
+    estimator = estimator_utils.make_estimator(model_fn, run, train_batch_size=16, eval_batch_size=8,
+                                               predict_batch_size=8)
+    estimator.train(input_fn, max_steps=3)
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(out))
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
+
+single = train("single")
+report = {"replicas": estimator_utils.make_estimator(
+    model_fn, estimator_utils.RunSettings(output_dir=os.path.join(work, "x"),
+                                          performance=PerformanceSettings(distribution_strategy="mirrored")),
+    train_batch_size=16).config.train_distribute.num_replicas_in_sync}
+for name, settings in [("mirrored", dict(distribution_strategy="mirrored")),
+                       ("mirrored_accumulated", dict(distribution_strategy="mirrored", num_accumulation_steps=2))]:
+    values = train(name, **settings)
+    report[name] = {"names_match": sorted(values) == sorted(single),
+                    "global_step": int(values["global_step"]),
+                    "max_difference": max(float(np.abs(values[k] - single[k]).max()) for k in single)}
+initial = tf.train.load_variable(os.path.join(model_dir, "bert_model.ckpt"), "bert/embeddings/word_embeddings")
+report["single_trained"] = float(np.abs(single["bert/embeddings/word_embeddings"] - initial).max()) > 1e-4
+
+# The classifier runner end to end with the strategy: train (2 replicas), then evaluate and predict on one device.
+data_dir = write_mrpc_like(os.path.join(work, "mrpc"), num_train=16, num_dev=5, num_test=3)
+options = tiny_options(model_dir, data_dir, os.path.join(work, "classifier"), do_train=True, do_eval=True,
+                       do_predict=True)
+options.run.performance = PerformanceSettings(distribution_strategy="mirrored")
+results = classifier_run.run(options)
+report["classifier_global_step"] = int(results.eval_results["global_step"])
+report["classifier_predictions"] = len(open(results.predictions_file).read().splitlines())
+print("REPORT " + json.dumps(report))
+"""
+
+
+@pytest.fixture(scope="module")
+def mirrored_report(tmp_path_factory):
+    work = str(tmp_path_factory.mktemp("mirrored"))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    completed = subprocess.run([sys.executable, "-c", _CHILD, REPO_ROOT, work], capture_output=True, text=True,
+                               timeout=900, env=env)
+    assert completed.returncode == 0, completed.stderr[-5000:]
+    line = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")][-1]
+    return json.loads(line[len("REPORT "):])
+
+
+def test_mirrored_uses_both_logical_devices(mirrored_report):
+    assert mirrored_report["replicas"] == 2
+    assert mirrored_report["single_trained"]
+
+
+@pytest.mark.parametrize("name", ["mirrored", "mirrored_accumulated"])
+def test_mirrored_training_equals_single_device_with_the_global_batch(mirrored_report, name):
+    result = mirrored_report[name]
+    assert result["names_match"]  # same checkpoint variables: no accumulators, no per-replica copies
+    assert result["global_step"] == 3
+    assert result["max_difference"] < 1e-5
+
+
+def test_classifier_runs_with_mirrored_strategy(mirrored_report):
+    # 16 examples at train_batch_size 8: 2 updates, each over 2 replicas of 4 examples.
+    assert mirrored_report["classifier_global_step"] == 2
+    assert mirrored_report["classifier_predictions"] == 3
+
+
+def test_too_many_gpus_is_a_clear_error():
+    with pytest.raises(ValueError, match="num_gpus=64 but only"):
+        performance.make_distribution_strategy(PerformanceSettings(distribution_strategy="mirrored", num_gpus=64))
+
+
+def test_no_strategy_without_distribution():
+    assert performance.make_distribution_strategy(PerformanceSettings()) is None
