@@ -10,8 +10,12 @@ training step counts 3x the forward pass (the backward pass computes two product
 """
 
 import dataclasses
+import importlib.util
+import os
+import sys
 import time
-from typing import Callable, Dict, Optional
+import types
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -42,7 +46,8 @@ def forward_flops_per_example(config: modeling.BertConfig, seq_length: int, num_
     s, h, i = seq_length, config.hidden_size, config.intermediate_size
     projections = 2 * s * h * (4 * h + 2 * i)  # query, key, value, attention output; intermediate and output
     attention = 2 * 2 * s * s * h  # scores (Q K^T) and context (P V), over all heads
-    return float(config.num_hidden_layers * (projections + attention) + 2 * h * h + 2 * h * num_labels)
+    token_types = 2 * s * config.type_vocab_size * h  # the token-type embeddings are a one-hot matrix product
+    return float(config.num_hidden_layers * (projections + attention) + token_types + 2 * h * h + 2 * h * num_labels)
 
 
 def training_flops_per_example(config: modeling.BertConfig, seq_length: int) -> float:
@@ -105,18 +110,92 @@ def _random_inputs(config: modeling.BertConfig, batch_size: int, seq_length: int
     }
 
 
+@dataclasses.dataclass(frozen=True)
+class Implementation:
+    """The modules a benchmark builds its graph from: this package's, or the original release's (`load_original`)."""
+
+    name: str
+    modeling: types.ModuleType
+    optimization: types.ModuleType
+
+    @property
+    def is_ours(self) -> bool:
+        return self.modeling is modeling
+
+
+OURS = Implementation("ours", modeling, optimization)
+
+
+def load_original(bert_dir: str) -> Implementation:
+    """Imports modeling.py and optimization.py of a checkout of the original release (google-research/bert).
+
+    They were written for TensorFlow 1.x and say `import tensorflow as tf`; while they load, that name gives them
+    `tensorflow.compat.v1` plus the two `tf.contrib` members they use: `layers.layer_norm` (served by this package's
+    equivalent, same variables and math) and `tpu.CrossShardOptimizer`. Nothing else of theirs is changed.
+    """
+    paths = {name: os.path.join(bert_dir, name + ".py") for name in ("modeling", "optimization")}
+    for path in paths.values():
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path} not found: --original_bert_dir must be a checkout of google-research/bert")
+    tf1 = types.ModuleType("tensorflow")
+    tf1.__dict__.update(vars(tf))
+
+    def contrib_layer_norm(inputs, begin_norm_axis=-1, begin_params_axis=-1, scope=None):
+        if begin_norm_axis != -1 or begin_params_axis != -1:
+            raise NotImplementedError("only layer normalisation over the last axis is provided")
+        return modeling.layer_norm(inputs, name=scope)
+
+    tf1.contrib = types.SimpleNamespace(layers=types.SimpleNamespace(layer_norm=contrib_layer_norm),
+                                        tpu=types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer))
+    real_tensorflow = sys.modules["tensorflow"]
+    sys.modules["tensorflow"] = tf1
+    try:
+        modules = {}
+        for name, path in paths.items():
+            spec = importlib.util.spec_from_file_location(f"original_bert_{name}", path)
+            modules[name] = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(modules[name])
+    finally:
+        sys.modules["tensorflow"] = real_tensorflow
+    return Implementation("original", modules["modeling"], modules["optimization"])
+
+
+def _classifier_outputs(implementation: Implementation, config: modeling.BertConfig, features: Dict[str, tf.Tensor],
+                        is_training: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+    """(mean loss, probabilities) of the classifier's graph: BERT, dropout on the pooled vector, a linear layer."""
+    if implementation.is_ours:
+        loss, _, _, probabilities = classifier_model.create_model(
+            config, is_training, features["input_ids"], features["input_mask"], features["segment_ids"],
+            features["label_ids"], NUM_LABELS, use_one_hot_embeddings=False)
+        return loss, probabilities
+    # The original's run_classifier.create_model, which cannot be imported without its flags.
+    model = implementation.modeling.BertModel(
+        config=config, is_training=is_training, input_ids=features["input_ids"], input_mask=features["input_mask"],
+        token_type_ids=features["segment_ids"], use_one_hot_embeddings=False)
+    pooled = model.get_pooled_output()
+    weights = tf.get_variable("output_weights", [NUM_LABELS, config.hidden_size],
+                              initializer=tf.truncated_normal_initializer(stddev=0.02))
+    bias = tf.get_variable("output_bias", [NUM_LABELS], initializer=tf.zeros_initializer())
+    if is_training:
+        pooled = tf.nn.dropout(pooled, rate=0.1)
+    logits = tf.nn.bias_add(tf.matmul(pooled, weights, transpose_b=True), bias)
+    loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=features["label_ids"], logits=logits))
+    return loss, tf.nn.softmax(logits)
+
+
 def training_step_builder(config: modeling.BertConfig, batch_size: int, seq_length: int,
-                          settings: PerformanceSettings) -> Callable[[], tf.Operation]:
+                          settings: PerformanceSettings,
+                          implementation: Implementation = OURS) -> Callable[[], tf.Operation]:
     """One run = a micro-batch of `batch_size` on each replica (an update every `num_accumulation_steps` runs)."""
+    new_arguments = {}
+    if implementation.is_ours:
+        new_arguments = dict(num_accumulation_steps=settings.num_accumulation_steps,
+                             loss_scaling=settings.uses_loss_scaling)
 
     def replica_step():
         features = _random_inputs(config, batch_size, seq_length)
-        loss, _, _, _ = classifier_model.create_model(
-            config, True, features["input_ids"], features["input_mask"], features["segment_ids"],
-            features["label_ids"], NUM_LABELS, use_one_hot_embeddings=False)
-        return optimization.create_optimizer(loss, 5e-5, num_train_steps=10 ** 6, num_warmup_steps=100,
-                                             use_tpu=False, num_accumulation_steps=settings.num_accumulation_steps,
-                                             loss_scaling=settings.uses_loss_scaling)
+        loss, _ = _classifier_outputs(implementation, config, features, is_training=True)
+        return implementation.optimization.create_optimizer(loss, 5e-5, 10 ** 6, 100, False, **new_arguments)
 
     def build_op():
         strategy = performance.make_distribution_strategy(settings)
@@ -129,17 +208,24 @@ def training_step_builder(config: modeling.BertConfig, batch_size: int, seq_leng
     return build_op
 
 
-def inference_builder(config: modeling.BertConfig, batch_size: int, seq_length: int) -> Callable[[], tf.Tensor]:
+def inference_builder(config: modeling.BertConfig, batch_size: int, seq_length: int,
+                      implementation: Implementation = OURS) -> Callable[[], tf.Tensor]:
     """One run = the class probabilities of `batch_size` examples."""
 
     def build_op():
         features = _random_inputs(config, batch_size, seq_length)
-        _, _, _, probabilities = classifier_model.create_model(
-            config, False, features["input_ids"], features["input_mask"], features["segment_ids"],
-            features["label_ids"], NUM_LABELS, use_one_hot_embeddings=False)
-        return probabilities
+        return _classifier_outputs(implementation, config, features, is_training=False)[1]
 
     return build_op
+
+
+def check_supported(settings: PerformanceSettings, implementation: Implementation) -> None:
+    """The original has none of the training-step features; only session options (bf16, XLA) apply to it."""
+    settings.validate()
+    if not implementation.is_ours and (settings.num_accumulation_steps != 1 or settings.is_distributed
+                                       or settings.uses_loss_scaling):
+        raise ValueError("the original implementation has no gradient accumulation, distribution strategy or loss "
+                         "scaling; benchmark it with fp32 or bf16 and optionally XLA")
 
 
 def num_replicas(settings: PerformanceSettings) -> int:
@@ -148,26 +234,28 @@ def num_replicas(settings: PerformanceSettings) -> int:
 
 
 def measure_training(config: modeling.BertConfig, batch_size: int, seq_length: int, settings: PerformanceSettings,
-                     num_runs: int = 10, num_warmup_runs: int = 3) -> Measurement:
+                     num_runs: int = 10, num_warmup_runs: int = 3,
+                     implementation: Implementation = OURS) -> Measurement:
     """Training examples/s with updates of `batch_size` examples, split as the task scripts split train_batch_size:
     into `num_accumulation_steps` micro-batches, each shared by the replicas."""
-    settings.validate()
+    check_supported(settings, implementation)
     parts = settings.num_accumulation_steps * num_replicas(settings)
     if batch_size % parts:
         raise ValueError(f"batch_size {batch_size} cannot be split into {settings.num_accumulation_steps} "
                          f"micro-batches x {parts // settings.num_accumulation_steps} replicas")
     micro_batch_size = batch_size // parts
-    return measure(training_step_builder(config, micro_batch_size, seq_length, settings),
+    return measure(training_step_builder(config, micro_batch_size, seq_length, settings, implementation),
                    batch_size // settings.num_accumulation_steps, training_flops_per_example(config, seq_length),
                    performance.session_config(settings), num_runs, num_warmup_runs)
 
 
 def measure_inference(config: modeling.BertConfig, batch_size: int, seq_length: int, settings: PerformanceSettings,
-                      num_runs: int = 10, num_warmup_runs: int = 3) -> Measurement:
+                      num_runs: int = 10, num_warmup_runs: int = 3,
+                      implementation: Implementation = OURS) -> Measurement:
     """Prediction examples/s (precision and XLA apply; inference runs on one device)."""
     settings.validate()
     single_device = dataclasses.replace(settings, distribution_strategy="none", num_accumulation_steps=1)
-    return measure(inference_builder(config, batch_size, seq_length), batch_size,
+    return measure(inference_builder(config, batch_size, seq_length, implementation), batch_size,
                    forward_flops_per_example(config, seq_length), performance.session_config(single_device),
                    num_runs, num_warmup_runs)
 

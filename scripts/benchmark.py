@@ -24,12 +24,15 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square matrices of the pe
 flags.DEFINE_integer("num_logical_cpus", None,
                      "Split the CPU into this many logical devices (to try distribution_strategy=mirrored on CPU).")
 flags.DEFINE_string("output_json", None, "Append the results as one JSON line to this file.")
+flags.DEFINE_string("original_bert_dir", None,
+                    "Measure the original release instead: a checkout of google-research/bert (its modeling.py and "
+                    "optimization.py run unchanged, see bert.benchmark.load_original).")
 common_flags.define_performance_flags()
 
 FLAGS = flags.FLAGS
 
-HEADER = ("| model | seq | batch | precision | XLA | accum. | strategy | train ex/s | predict ex/s | "
-          "GFLOP/ex (train) | train TFLOP/s | % of matmul peak |\n|" + "---|" * 12)
+HEADER = ("| code | model | seq | batch | precision | XLA | accum. | strategy | train ex/s | predict ex/s | "
+          "GFLOP/ex (train) | train TFLOP/s | % of matmul peak |\n|" + "---|" * 13)
 
 
 def _model_config() -> modeling.BertConfig:
@@ -47,10 +50,11 @@ def main(_):
     if FLAGS.num_logical_cpus:
         _split_cpu(FLAGS.num_logical_cpus)
     settings = PerformanceSettings.from_flags(FLAGS)
+    implementation = benchmark.load_original(FLAGS.original_bert_dir) if FLAGS.original_bert_dir else benchmark.OURS
     config = _model_config()
     seq, batch = FLAGS.max_seq_length, FLAGS.batch_size
-    runs = dict(num_runs=FLAGS.num_runs, num_warmup_runs=FLAGS.num_warmup_runs)
-    result = dict(model=FLAGS.bert_config_file or FLAGS.preset, seq=seq, batch=batch, **vars(settings))
+    runs = dict(num_runs=FLAGS.num_runs, num_warmup_runs=FLAGS.num_warmup_runs, implementation=implementation)
+    result = dict(code=implementation.name, model=FLAGS.bert_config_file or FLAGS.preset, seq=seq, batch=batch, **vars(settings))
     if FLAGS.mode in ("train", "both"):
         training = benchmark.measure_training(config, batch, seq, settings, **runs)
         result.update(train_examples_per_second=training.examples_per_second,
@@ -77,7 +81,7 @@ def _table_row(result: dict) -> str:
     fraction = "-"
     if "train_flops_per_second" in result and "matmul_peak_flops_per_second" in result:
         fraction = f"{100 * result['train_flops_per_second'] / result['matmul_peak_flops_per_second']:.0f}%"
-    cells = [result["model"], result["seq"], result["batch"], result["precision"], "on" if result["use_xla"] else "off",
+    cells = [result["code"], result["model"], result["seq"], result["batch"], result["precision"], "on" if result["use_xla"] else "off",
              result["num_accumulation_steps"], result["distribution_strategy"], number("train_examples_per_second"),
              number("predict_examples_per_second"), number("train_flops_per_example", 1e9, 2),
              number("train_flops_per_second", 1e12, 3), fraction]
