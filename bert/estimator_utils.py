@@ -58,15 +58,15 @@ def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
         iterations_per_loop=settings.iterations_per_loop,
         num_shards=settings.num_tpu_cores,
         per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2)
-    return tpu_estimator.RunConfig(
-        cluster=cluster,
-        master=settings.master,
-        model_dir=settings.output_dir,
-        save_checkpoints_steps=settings.save_checkpoints_steps,
-        keep_checkpoint_max=settings.keep_checkpoint_max,
-        tf_random_seed=settings.seed,
-        session_config=performance.session_config(settings.performance),
-        tpu_config=tpu_config)
+    return tpu_estimator.RunConfig(cluster=cluster, master=settings.master, tpu_config=tpu_config,
+                                   **_shared_run_config_arguments(settings))
+
+
+def _shared_run_config_arguments(settings: RunSettings) -> dict:
+    """The RunConfig arguments of both kinds of Estimator: where and how often to checkpoint, seed, session."""
+    return dict(model_dir=settings.output_dir, save_checkpoints_steps=settings.save_checkpoints_steps,
+                keep_checkpoint_max=settings.keep_checkpoint_max, tf_random_seed=settings.seed,
+                session_config=performance.session_config(settings.performance))
 
 
 def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: Optional[int] = None,
@@ -123,13 +123,11 @@ def _with_training_settings(model_fn: Callable, settings: PerformanceSettings) -
 
 def make_distributed_run_config(settings: RunSettings, strategy: tf.distribute.Strategy) -> tf.estimator.RunConfig:
     """An Estimator RunConfig training with `strategy`; evaluation and prediction stay on one device."""
-    return tf.estimator.RunConfig(
-        model_dir=settings.output_dir,
-        save_checkpoints_steps=settings.save_checkpoints_steps,
-        keep_checkpoint_max=settings.keep_checkpoint_max,
-        tf_random_seed=settings.seed,
-        session_config=performance.session_config(settings.performance),
-        train_distribute=strategy)
+    return tf.estimator.RunConfig(train_distribute=strategy, **_shared_run_config_arguments(settings))
+
+
+# RunConfig's mode for a TF_CONFIG cluster of workers training with a multi-worker strategy.
+_INDEPENDENT_WORKERS = "independent_worker"
 
 
 class DistributedEstimator(tf.estimator.Estimator):
@@ -162,8 +160,22 @@ class DistributedEstimator(tf.estimator.Estimator):
             dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
         return dataset
 
+    def train(self, input_fn, hooks=None, steps=None, max_steps=None, saving_listeners=None):
+        """Estimator.train, which in a multi-worker cluster (TF_CONFIG) goes through train_and_evaluate: Estimator
+        only trains that way there. Each worker runs this same call; the chief writes the checkpoints."""
+        if getattr(self.config, "_distribute_coordinator_mode", None) != _INDEPENDENT_WORKERS:
+            return super().train(input_fn, hooks=hooks, steps=steps, max_steps=max_steps,
+                                 saving_listeners=saving_listeners)
+        if steps is not None or saving_listeners:
+            raise ValueError("multi-worker training takes max_steps (not steps) and no saving_listeners")
+        # Evaluation would only run on an 'evaluator' task; a cluster of workers has none.
+        tf.estimator.train_and_evaluate(self, tf.estimator.TrainSpec(input_fn, max_steps=max_steps, hooks=hooks),
+                                        tf.estimator.EvalSpec(input_fn, steps=1))
+        return self
+
     def _assert_members_are_not_overridden(self):
-        """Estimator forbids overriding its members; like TPUEstimator, this class replaces `_call_input_fn`."""
+        """Estimator forbids overriding its members; like TPUEstimator, this class replaces `_call_input_fn` (and
+        `train`, for multi-worker clusters)."""
 
 
 def latest_checkpoint_note(output_dir: str) -> Optional[str]:

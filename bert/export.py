@@ -26,8 +26,8 @@ def _tensor_dtype(feature: Feature) -> tf.DType:
     return tf.float32 if feature.dtype == "float32" else tf.int32
 
 
-def serving_input_receiver_fn(serving_features: FeatureSpec,
-                              zero_features: FeatureSpec = ()) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
+def serving_input_receiver_fn(serving_features: FeatureSpec, zero_features: FeatureSpec = ()
+                              ) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
     """The receiver: one placeholder [batch_size, *shape] per serving feature, zeros for each of `zero_features`."""
     if not serving_features:
         raise ValueError("serving_input_receiver_fn needs at least one serving feature")

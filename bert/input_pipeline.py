@@ -46,7 +46,8 @@ def to_tf_example(values: Mapping[str, object], spec: FeatureSpec) -> tf.train.E
         items = _as_list(values[feature.name])
         if len(items) != feature.length():
             raise ValueError(
-                f"feature '{feature.name}' has {len(items)} values, expected {feature.length()} (shape {feature.shape})")
+                f"feature '{feature.name}' has {len(items)} values, expected {feature.length()} "
+                f"(shape {feature.shape})")
         if feature.dtype == "float32":
             features[feature.name] = tf.train.Feature(float_list=tf.train.FloatList(value=items))
         else:

@@ -54,7 +54,8 @@ def main(_):
     config = _model_config()
     seq, batch = FLAGS.max_seq_length, FLAGS.batch_size
     runs = dict(num_runs=FLAGS.num_runs, num_warmup_runs=FLAGS.num_warmup_runs, implementation=implementation)
-    result = dict(code=implementation.name, model=FLAGS.bert_config_file or FLAGS.preset, seq=seq, batch=batch, **vars(settings))
+    result = dict(code=implementation.name, model=FLAGS.bert_config_file or FLAGS.preset, seq=seq, batch=batch,
+                  **vars(settings))
     if FLAGS.mode in ("train", "both"):
         training = benchmark.measure_training(config, batch, seq, settings, **runs)
         result.update(train_examples_per_second=training.examples_per_second,
@@ -81,7 +82,8 @@ def _table_row(result: dict) -> str:
     fraction = "-"
     if "train_flops_per_second" in result and "matmul_peak_flops_per_second" in result:
         fraction = f"{100 * result['train_flops_per_second'] / result['matmul_peak_flops_per_second']:.0f}%"
-    cells = [result["code"], result["model"], result["seq"], result["batch"], result["precision"], "on" if result["use_xla"] else "off",
+    cells = [result["code"], result["model"], result["seq"], result["batch"], result["precision"],
+             "on" if result["use_xla"] else "off",
              result["num_accumulation_steps"], result["distribution_strategy"], number("train_examples_per_second"),
              number("predict_examples_per_second"), number("train_flops_per_example", 1e9, 2),
              number("train_flops_per_second", 1e12, 3), fraction]

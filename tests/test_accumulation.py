@@ -1,8 +1,6 @@
 """Gradient accumulation: N micro-batches of B give the update of one batch of B x N, counted as one step."""
 
-import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -10,8 +8,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import classifier_run, estimator_utils, modeling, optimization
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT
-from test_classifier_run import tiny_options, write_mrpc_like
+from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 NUM_EXAMPLES = 24
 SEQ_LENGTH = 8
@@ -164,11 +161,8 @@ def test_accumulation_is_refused_on_tpu(tmp_path):
 def test_script_flag(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=16, num_dev=4, num_test=2)
     out = tmp_path / "out"
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
-               f"--data_dir={data_dir}", f"--vocab_file={tiny_model_dir}/vocab.txt",
-               f"--bert_config_file={tiny_model_dir}/bert_config.json",
-               f"--init_checkpoint={tiny_model_dir}/bert_model.ckpt", f"--output_dir={out}", "--do_train=true",
-               "--max_seq_length=16", "--train_batch_size=8", "--num_train_epochs=1", "--num_accumulation_steps=2"]
+    command = script_command(tiny_model_dir, data_dir, out, "--do_train=true", "--max_seq_length=16",
+                             "--train_batch_size=8", "--num_train_epochs=1", "--num_accumulation_steps=2")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-2")

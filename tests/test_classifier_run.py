@@ -198,15 +198,20 @@ def test_vocab_larger_than_config(tmp_path):
         classifier_run.run(tiny_options(model_dir, data_dir, tmp_path / "out", do_eval=True))
 
 
+def script_command(model_dir, data_dir, output_dir, *flags):
+    """The run_classifier.py command line for MRPC-format data and a model folder, plus `flags`."""
+    return [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
+            f"--data_dir={data_dir}", f"--vocab_file={model_dir}/vocab.txt",
+            f"--bert_config_file={model_dir}/bert_config.json", f"--init_checkpoint={model_dir}/bert_model.ckpt",
+            f"--output_dir={output_dir}", *flags]
+
+
 def test_script_runs_with_original_flags(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=8, num_dev=4, num_test=3)
     out = tmp_path / "out"
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
-               f"--data_dir={data_dir}", f"--vocab_file={tiny_model_dir}/vocab.txt",
-               f"--bert_config_file={tiny_model_dir}/bert_config.json",
-               f"--init_checkpoint={tiny_model_dir}/bert_model.ckpt", f"--output_dir={out}", "--do_train=true",
-               "--do_eval=true", "--do_predict=true", "--max_seq_length=32", "--train_batch_size=4",
-               "--num_train_epochs=1", "--seed=3"]
+    command = script_command(tiny_model_dir, data_dir, out, "--do_train=true", "--do_eval=true",
+                             "--do_predict=true", "--max_seq_length=32", "--train_batch_size=4",
+                             "--num_train_epochs=1", "--seed=3")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (out / "eval_results.txt").exists()

@@ -3,16 +3,15 @@
 import json
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
 import test_squad_run
-from bert import classifier_data, classifier_run, export, input_pipeline, squad, squad_postprocess, squad_run, tokenization
-from conftest import REPO_ROOT
-from test_classifier_run import tiny_options, write_mrpc_like
+from bert import (classifier_data, classifier_run, export, input_pipeline, squad, squad_postprocess, squad_run,
+                  tokenization)
+from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 SEQ_LENGTH = 32
 
@@ -85,12 +84,8 @@ def test_export_without_any_checkpoint_fails_clearly(tmp_path):
 
 def test_script_export_dir_flag(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=8, num_dev=4, num_test=2)
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
-               f"--data_dir={data_dir}", f"--vocab_file={tiny_model_dir}/vocab.txt",
-               f"--bert_config_file={tiny_model_dir}/bert_config.json",
-               f"--init_checkpoint={tiny_model_dir}/bert_model.ckpt", f"--output_dir={tmp_path / 'out'}",
-               "--do_train=true", "--max_seq_length=16", "--train_batch_size=4", "--num_train_epochs=1",
-               f"--export_dir={tmp_path / 'serving'}"]
+    command = script_command(tiny_model_dir, data_dir, tmp_path / "out", "--do_train=true", "--max_seq_length=16",
+                             "--train_batch_size=4", "--num_train_epochs=1", f"--export_dir={tmp_path / 'serving'}")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     (version,) = os.listdir(tmp_path / "serving")

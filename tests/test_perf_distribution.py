@@ -1,24 +1,32 @@
-"""Data-parallel training with MirroredStrategy on two logical CPU devices (in a subprocess, which owns its devices)."""
+"""Data-parallel training: MirroredStrategy on two logical CPU devices and MultiWorkerMirroredStrategy on two
+worker processes (in subprocesses, which own their devices)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 
 from bert import performance
 from bert.performance import PerformanceSettings
 from conftest import REPO_ROOT
 
-# Trains a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates of a global
-# batch of 16 on one device and with the given strategy / accumulation, and prints the largest weight difference.
-_CHILD = r"""
+# Both children train a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates
+# of a global batch of 16 with `train(name, **performance_settings)`; argv: repository, work folder.
+_IMPORTS = r"""
 import json, os, sys
 import numpy as np
 import tensorflow.compat.v1 as tf
+"""
+_SPLIT_CPU = r"""
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+"""
+_TRAINING = r"""
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from conftest import make_tiny_model_dir
 from test_classifier_run import tiny_options, write_mrpc_like
@@ -26,8 +34,9 @@ from bert import classifier_run, estimator_utils, modeling, optimization
 from bert.performance import PerformanceSettings
 
 work = sys.argv[2]
-model_dir = make_tiny_model_dir(os.path.join(work, "model"), hidden_dropout_prob=0.0,
-                                attention_probs_dropout_prob=0.0)
+model_dir = os.path.join(work, "model")
+if not os.path.exists(model_dir):
+    make_tiny_model_dir(model_dir, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 config = modeling.BertConfig.from_json_file(os.path.join(model_dir, "bert_config.json"))
 rng = np.random.RandomState(0)
 data = dict(input_ids=rng.randint(5, 60, (64, 16)).astype(np.int32), input_mask=np.ones((64, 16), np.int32),
@@ -47,15 +56,23 @@ def model_fn(features, labels, mode, params):
     train_op = optimization.create_optimizer(loss, 1e-3, 10, 2, False)
     return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op)
 
-def train(name, **settings):
+def fit(name, **settings):
     out = os.path.join(work, name)
     run = estimator_utils.RunSettings(output_dir=out, seed=1, performance=PerformanceSettings(**settings))
     estimator = estimator_utils.make_estimator(model_fn, run, train_batch_size=16, eval_batch_size=8,
                                                predict_batch_size=8)
     estimator.train(input_fn, max_steps=3)
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(out))
+    return out
+
+def train(name, **settings):
+    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(fit(name, **settings)))
     return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()}
 
+"""
+
+# On two logical CPU devices: one device, then MirroredStrategy with and without accumulation, then the classifier
+# runner end to end; prints the largest weight differences from the one-device run.
+_MIRRORED_CHILD = _IMPORTS + _SPLIT_CPU + _TRAINING + r"""
 single = train("single")
 report = {"replicas": estimator_utils.make_estimator(
     model_fn, estimator_utils.RunSettings(output_dir=os.path.join(work, "x"),
@@ -82,15 +99,24 @@ print("REPORT " + json.dumps(report))
 """
 
 
+# One worker of a TF_CONFIG cluster (one CPU device each), training with MultiWorkerMirroredStrategy.
+_WORKER_CHILD = _IMPORTS + _TRAINING + r"""
+fit("multi_worker", distribution_strategy="multi_worker_mirrored")
+"""
+
+
+def _child_environment(**variables):
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="", **variables)
+
+
 @pytest.fixture(scope="module")
 def mirrored_report(tmp_path_factory):
     work = str(tmp_path_factory.mktemp("mirrored"))
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    completed = subprocess.run([sys.executable, "-c", _CHILD, REPO_ROOT, work], capture_output=True, text=True,
-                               timeout=900, env=env)
+    completed = subprocess.run([sys.executable, "-c", _MIRRORED_CHILD, REPO_ROOT, work], capture_output=True,
+                               text=True, timeout=900, env=_child_environment())
     assert completed.returncode == 0, completed.stderr[-5000:]
     line = [line for line in completed.stdout.splitlines() if line.startswith("REPORT ")][-1]
-    return json.loads(line[len("REPORT "):])
+    return dict(json.loads(line[len("REPORT "):]), work=work)
 
 
 def test_mirrored_uses_both_logical_devices(mirrored_report):
@@ -110,6 +136,35 @@ def test_classifier_runs_with_mirrored_strategy(mirrored_report):
     # 16 examples at train_batch_size 8: 2 updates, each over 2 replicas of 4 examples.
     assert mirrored_report["classifier_global_step"] == 2
     assert mirrored_report["classifier_predictions"] == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+def test_multi_worker_training_equals_single_device_with_the_global_batch(mirrored_report, tmp_path):
+    """Two worker processes on this machine, each reading its shard of the batches, as on a real cluster."""
+    work = mirrored_report["work"]
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    workers = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
+        log = open(tmp_path / f"worker{index}.log", "w")  # files, not pipes: a full pipe would stall the cluster
+        workers.append((subprocess.Popen([sys.executable, "-c", _WORKER_CHILD, REPO_ROOT, work], stdout=log,
+                                         stderr=subprocess.STDOUT, env=_child_environment(TF_CONFIG=tf_config)), log))
+    for index, (worker, log) in enumerate(workers):
+        worker.wait(timeout=600)
+        log.close()
+        assert worker.returncode == 0, (tmp_path / f"worker{index}.log").read_text()[-5000:]
+    single = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(work, "single")))
+    chief = tf.train.load_checkpoint(tf.train.latest_checkpoint(os.path.join(work, "multi_worker")))
+    names = single.get_variable_to_shape_map()
+    assert names == chief.get_variable_to_shape_map()
+    assert chief.get_tensor("global_step") == 3
+    for name in names:
+        np.testing.assert_allclose(chief.get_tensor(name), single.get_tensor(name), atol=1e-5, err_msg=name)
 
 
 def test_too_many_gpus_is_a_clear_error():

@@ -1,4 +1,5 @@
-"""Opt-in performance settings: validation, mixed precision (rewrite, float32 islands, checkpoints), loss scaling, XLA."""
+"""Opt-in performance settings: validation, mixed precision (rewrite, float32 islands, checkpoints), loss scaling,
+XLA."""
 
 import os
 import subprocess
@@ -10,8 +11,8 @@ import tensorflow.compat.v1 as tf
 
 from bert import classifier_run, estimator_utils, modeling, optimization, performance
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT, cpu_has_bfloat16
-from test_classifier_run import tiny_options, write_mrpc_like
+from conftest import cpu_has_bfloat16
+from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 
 @pytest.mark.parametrize("settings, use_tpu, message", [
@@ -181,12 +182,9 @@ def test_use_xla_compiles_clusters_on_cpu():
 def test_script_runs_with_bf16_and_xla(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=8, num_dev=4, num_test=2)
     out = tmp_path / "out"
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
-               f"--data_dir={data_dir}", f"--vocab_file={tiny_model_dir}/vocab.txt",
-               f"--bert_config_file={tiny_model_dir}/bert_config.json",
-               f"--init_checkpoint={tiny_model_dir}/bert_model.ckpt", f"--output_dir={out}", "--do_train=true",
-               "--do_eval=true", "--max_seq_length=16", "--train_batch_size=4", "--num_train_epochs=1",
-               "--precision=bf16", "--use_xla=true"]
+    command = script_command(tiny_model_dir, data_dir, out, "--do_train=true", "--do_eval=true",
+                             "--max_seq_length=16", "--train_batch_size=4", "--num_train_epochs=1",
+                             "--precision=bf16", "--use_xla=true")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     results = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
