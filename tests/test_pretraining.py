@@ -232,13 +232,14 @@ def test_empty_or_foreign_input_files_are_rejected(trained_run, tmp_path):
         pretraining.run(options_for(trained_run, tmp_path, input_file=str(other)))
 
 
-def test_script_trains_with_accumulation_and_bf16(trained_run, tmp_path):
+def test_script_trains_with_accumulation_bf16_and_a_strategy(trained_run, tmp_path):
     output_dir = str(tmp_path / "output")
     replaced = {"--output_dir": output_dir, "--num_train_steps": "4", "--save_checkpoints_steps": "4"}
     command = [f"{arg.split('=')[0]}={replaced[arg.split('=')[0]]}" if arg.split("=")[0] in replaced else arg
                for arg in trained_run["command"]]
-    subprocess.run(command + ["--num_accumulation_steps=2", "--precision=bf16"], check=True, capture_output=True,
-                   env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    # mirrored over this machine's one CPU device: the tf.distribute Estimator path for training and evaluation
+    subprocess.run(command + ["--num_accumulation_steps=2", "--precision=bf16", "--distribution_strategy=mirrored"],
+                   check=True, capture_output=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     # 4 updates of 2 micro-batches of 4: the step counts updates.
     assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-4")
     results = estimator_utils.read_key_value_results(os.path.join(output_dir, "eval_results.txt"))

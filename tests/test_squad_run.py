@@ -88,13 +88,17 @@ def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
     assert results["total"] == 10 and "best_f1_thresh" in results
 
 
-def test_script_trains_with_accumulation_and_exports(tiny_model_dir, tmp_path):
+def test_script_trains_with_accumulation_and_a_strategy_predicts_and_exports(tiny_model_dir, tmp_path):
     train_file = write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
+    predict_file = write_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
     out, serving = tmp_path / "out", tmp_path / "serving"
+    # mirrored over this machine's one CPU device: the tf.distribute Estimator path for every phase
     completed = run_script(script_flags(
-        tiny_model_dir, out, do_train=True, train_file=train_file, version_2_with_negative=True,
-        train_batch_size=4, num_train_epochs=1, num_accumulation_steps=2, export_dir=serving))
+        tiny_model_dir, out, do_train=True, train_file=train_file, do_predict=True, predict_file=predict_file,
+        version_2_with_negative=True, train_batch_size=4, num_train_epochs=1, num_accumulation_steps=2,
+        distribution_strategy="mirrored", export_dir=serving))
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len(json.loads((out / "predictions.json").read_text())) == 5
     # 10 questions at train_batch_size 4 are 2 updates, each of 2 micro-batches of 2.
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-2")
     (version,) = os.listdir(serving)
