@@ -4,9 +4,12 @@ Each script calls the groups it needs; defaults that differ between the original
 128 for classification, 384 for SQuAD) are arguments.
 """
 
-from absl import flags
+from typing import Callable, Sequence
 
-from bert import performance
+from absl import app, flags
+import tensorflow.compat.v1 as tf
+
+from bert import estimator_utils, performance
 
 FLAGS = flags.FLAGS
 
@@ -90,3 +93,26 @@ def define_export_flag() -> None:
     flags.DEFINE_string("export_dir", None,
                         "[New] Write a SavedModel for serving (signature serving_default: input_ids, input_mask, "
                         "segment_ids) into a new numbered subdirectory of this directory.")
+
+
+def define_training_run_flags(with_export: bool = False) -> None:
+    """The run, TPU and (new) performance flags every training script takes, and --export_dir if it exports."""
+    define_run_flags()
+    define_tpu_flags()
+    define_performance_flags()
+    if with_export:
+        define_export_flag()
+
+
+def run_task_script(options_class: type, run: Callable, required_flags: Sequence[str]) -> None:
+    """The whole main of a task script: check `required_flags`, turn all flags into `options_class` (with its
+    RunSettings) and call `run(options)`."""
+
+    def main(_):
+        tf.logging.set_verbosity(tf.logging.INFO)
+        settings = estimator_utils.RunSettings.from_flags(FLAGS)
+        run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
+
+    for name in required_flags:
+        flags.mark_flag_as_required(name)
+    app.run(main)

@@ -4,10 +4,9 @@
 Training resumes from the newest checkpoint in --output_dir; evaluation writes output_dir/eval_results.txt.
 """
 
-from absl import app, flags
-import tensorflow.compat.v1 as tf
+from absl import flags
 
-from bert import common_flags, estimator_utils, pretraining
+from bert import common_flags, pretraining
 
 flags.DEFINE_string("input_file", None, "Input TFRecord files (comma-separated; globs allowed).")
 common_flags.define_model_flags(with_vocab=False)
@@ -26,21 +25,10 @@ flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
 flags.DEFINE_string("vocab_file", None,
                     "[New, optional] The vocabulary the data was made with: checked to fit the config's vocab_size.")
-common_flags.define_run_flags()
-common_flags.define_tpu_flags()
-common_flags.define_performance_flags()
-
-FLAGS = flags.FLAGS
-
-
-def main(_):
-    tf.logging.set_verbosity(tf.logging.INFO)
-    settings = estimator_utils.RunSettings.from_flags(FLAGS)
-    options = estimator_utils.dataclass_from_flags(pretraining.PretrainingOptions, FLAGS, run=settings)
-    pretraining.run(options)
+common_flags.define_training_run_flags()
 
 
 if __name__ == "__main__":
-    for name in ("input_file", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
-    app.run(main)
+    common_flags.run_task_script(
+        pretraining.PretrainingOptions, pretraining.run,
+        required_flags=("input_file", "bert_config_file", "output_dir"))

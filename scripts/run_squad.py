@@ -1,10 +1,9 @@
 #!/usr/bin/env python
 """Fine-tune BERT on SQuAD 1.1 / 2.0 and predict answers (the original's flags and output files)."""
 
-from absl import app, flags
-import tensorflow.compat.v1 as tf
+from absl import flags
 
-from bert import common_flags, estimator_utils, squad_run
+from bert import common_flags, squad_run
 
 flags.DEFINE_string("train_file", None, "SQuAD json for training, e.g. train-v1.1.json.")
 flags.DEFINE_string("predict_file", None, "SQuAD json to predict answers for, e.g. dev-v1.1.json or test-v1.1.json.")
@@ -21,22 +20,10 @@ flags.DEFINE_float("null_score_diff_threshold", 0.0,
 common_flags.define_model_flags()
 common_flags.define_output_dir_flag()
 common_flags.define_fine_tuning_flags(max_seq_length=384, with_eval=False)
-common_flags.define_run_flags()
-common_flags.define_tpu_flags()
-common_flags.define_performance_flags()
-common_flags.define_export_flag()
-
-FLAGS = flags.FLAGS
-
-
-def main(_):
-    tf.logging.set_verbosity(tf.logging.INFO)
-    settings = estimator_utils.RunSettings.from_flags(FLAGS)
-    options = estimator_utils.dataclass_from_flags(squad_run.SquadOptions, FLAGS, run=settings)
-    squad_run.run(options)
+common_flags.define_training_run_flags(with_export=True)
 
 
 if __name__ == "__main__":
-    for name in ("vocab_file", "bert_config_file", "output_dir"):
-        flags.mark_flag_as_required(name)
-    app.run(main)
+    common_flags.run_task_script(
+        squad_run.SquadOptions, squad_run.run,
+        required_flags=("vocab_file", "bert_config_file", "output_dir"))
