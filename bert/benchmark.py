@@ -10,9 +10,7 @@ training step counts 3x the forward pass (the backward pass computes two product
 """
 
 import dataclasses
-import importlib.util
 import os
-import sys
 import time
 import types
 from typing import Callable, Dict, Optional, Tuple
@@ -20,7 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_model, modeling, optimization, performance
+from bert import classifier_model, modeling, optimization, original_code, performance
 from bert.performance import PerformanceSettings
 
 # Architectures to benchmark without a bert_config.json at hand.
@@ -147,16 +145,7 @@ def load_original(bert_dir: str) -> Implementation:
 
     tf1.contrib = types.SimpleNamespace(layers=types.SimpleNamespace(layer_norm=contrib_layer_norm),
                                         tpu=types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer))
-    real_tensorflow = sys.modules["tensorflow"]
-    sys.modules["tensorflow"] = tf1
-    try:
-        modules = {}
-        for name, path in paths.items():
-            spec = importlib.util.spec_from_file_location(f"original_bert_{name}", path)
-            modules[name] = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(modules[name])
-    finally:
-        sys.modules["tensorflow"] = real_tensorflow
+    modules = {name: original_code.load_module(path, f"original_bert_{name}", tf1) for name, path in paths.items()}
     return Implementation("original", modules["modeling"], modules["optimization"])
 
 

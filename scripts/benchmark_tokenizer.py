@@ -7,7 +7,6 @@ Example:
       --reference_tokenization=/path/to/original/tokenization.py --repeats=5
 """
 
-import importlib.util
 import json
 import sys
 import time
@@ -16,7 +15,7 @@ from typing import List, Sequence, Tuple
 
 from absl import app, flags
 
-from bert import tokenization
+from bert import original_code, tokenization
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("vocab_file", None, "WordPiece vocabulary file, one token per line.")
@@ -48,20 +47,7 @@ def _gfile_shim() -> types.ModuleType:
 
 def load_reference(path: str) -> types.ModuleType:
     """Loads the tokenization module at `path`; `import tensorflow` inside it gets the gfile shim (fast, no TF)."""
-    spec = importlib.util.spec_from_file_location("reference_tokenization", path)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"--reference_tokenization is not a loadable Python file: {path}")
-    module = importlib.util.module_from_spec(spec)
-    saved = sys.modules.get("tensorflow")
-    sys.modules["tensorflow"] = _gfile_shim()
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if saved is None:
-            del sys.modules["tensorflow"]
-        else:
-            sys.modules["tensorflow"] = saved
-    return module
+    return original_code.load_module(path, "reference_tokenization", _gfile_shim())
 
 
 def measure(tokenizer, texts: Sequence[str], repeats: int) -> Tuple[List[List[str]], float, float]:

@@ -3,12 +3,13 @@
 import os
 import subprocess
 import sys
+import types
 
 import pytest
 import tensorflow.compat.v1 as tf
 from tensorflow.python.framework import ops as ops_lib
 
-from bert import benchmark, classifier_model
+from bert import benchmark, classifier_model, original_code
 from bert.performance import PerformanceSettings
 from conftest import REPO_ROOT
 
@@ -121,3 +122,15 @@ def test_script_prints_a_table_row(tmp_path):
     rows = [line for line in completed.stdout.splitlines() if line.startswith("| ours | tiny |")]
     assert len(rows) == 1 and rows[0].endswith("% |")
     assert '"train_examples_per_second"' in output_json.read_text()
+
+
+def test_load_module_gives_the_file_a_stand_in_tensorflow_and_restores_the_real_one(tmp_path):
+    (tmp_path / "uses_tf.py").write_text("import tensorflow as tf\nSEEN = tf.marker\n")
+    stand_in = types.ModuleType("tensorflow")
+    stand_in.marker = "stand-in"
+    real = sys.modules["tensorflow"]
+    module = original_code.load_module(str(tmp_path / "uses_tf.py"), "uses_tf_for_test", stand_in)
+    assert module.SEEN == "stand-in"
+    assert sys.modules["tensorflow"] is real
+    with pytest.raises(FileNotFoundError, match="not a loadable Python file"):
+        original_code.load_module(str(tmp_path / "missing.py"), "missing_for_test", stand_in)
