@@ -7,7 +7,7 @@ from Python too.
 import dataclasses
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -151,27 +151,29 @@ class _Phase:
                         steps_run, seconds, speed)
         return speed
 
-    def evaluate(self, examples: List) -> Dict[str, object]:
+    def _write_padded_records(self, examples: List, batch_size: int, name: str, title: str) -> Tuple[str, int]:
+        """Pads `examples` for TPU, writes them to `name` and logs the phase; returns (path, examples written)."""
         num_actual = len(examples)
-        examples = self._padded(examples, self.options.eval_batch_size)
-        path = self._write_records(examples, "eval.tf_record")
-        tf.logging.info("***** Running evaluation *****")
+        examples = self._padded(examples, batch_size)
+        path = self._write_records(examples, name)
+        tf.logging.info("***** Running %s *****", title)
         tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
                         len(examples) - num_actual)
-        tf.logging.info("  Batch size = %d", self.options.eval_batch_size)
-        steps = len(examples) // self.options.eval_batch_size if self.options.run.use_tpu else None
+        tf.logging.info("  Batch size = %d", batch_size)
+        return path, len(examples)
+
+    def evaluate(self, examples: List) -> Dict[str, object]:
+        batch_size = self.options.eval_batch_size
+        path, num_written = self._write_padded_records(examples, batch_size, "eval.tf_record", "evaluation")
+        steps = num_written // batch_size if self.options.run.use_tpu else None
         result = self.estimator.evaluate(input_fn=self._input_fn(path, is_training=False), steps=steps)
         estimator_utils.write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
         return result
 
     def predict(self, examples: List) -> str:
         num_actual = len(examples)
-        examples = self._padded(examples, self.options.predict_batch_size)
-        path = self._write_records(examples, "predict.tf_record")
-        tf.logging.info("***** Running prediction*****")
-        tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
-                        len(examples) - num_actual)
-        tf.logging.info("  Batch size = %d", self.options.predict_batch_size)
+        path, _ = self._write_padded_records(examples, self.options.predict_batch_size, "predict.tf_record",
+                                             "prediction")
         output_path = os.path.join(self.options.output_dir, "test_results.tsv")
         written = 0
         with tf.io.gfile.GFile(output_path, "w") as writer:

@@ -19,7 +19,7 @@ import collections
 import os
 import re
 import unicodedata
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 TextLike = Union[str, bytes]
 
@@ -232,11 +232,20 @@ def _split_into_words(text: TextLike) -> List[str]:
     return text.translate(_CLEAN_TABLE).split()
 
 
-def _remember(cache: Dict, key, value) -> None:
-    """Stores `value` in a per-tokenizer cache, emptying the cache first when it is full."""
-    if len(cache) >= _WORD_CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
+def _tokenize_with_cache(units: Iterable[str], cache: Dict[str, Tuple[str, ...]],
+                         tokenize_unit: Callable[[str], Tuple[str, ...]]) -> List[str]:
+    """The tokens of every unit, in order, each unit tokenized once and then served from a per-tokenizer cache
+    (emptied when it is full: real text repeats a few words very often, so a bounded cache keeps nearly all hits)."""
+    tokens = []
+    for unit in units:
+        unit_tokens = cache.get(unit)
+        if unit_tokens is None:
+            unit_tokens = tokenize_unit(unit)
+            if len(cache) >= _WORD_CACHE_LIMIT:
+                cache.clear()
+            cache[unit] = unit_tokens
+        tokens.extend(unit_tokens)
+    return tokens
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -256,15 +265,7 @@ class BasicTokenizer:
 
     def tokenize(self, text: TextLike) -> List[str]:
         """Basic tokens of `text` (str, or UTF-8 bytes)."""
-        cache = self._word_cache
-        tokens = []
-        for word in _split_into_words(text):
-            word_tokens = cache.get(word)
-            if word_tokens is None:
-                word_tokens = self._tokenize_word(word)
-                _remember(cache, word, word_tokens)
-            tokens.extend(word_tokens)
-        return tokens
+        return _tokenize_with_cache(_split_into_words(text), self._word_cache, self._tokenize_word)
 
     def _tokenize_word(self, word: str) -> Tuple[str, ...]:
         """Basic tokens of one cleaned, whitespace-free word."""
@@ -301,15 +302,7 @@ class WordpieceTokenizer:
         A token longer than `max_input_chars_per_word` characters, or one that cannot be covered by vocabulary
         pieces, becomes `unk_token`.
         """
-        cache = self._token_cache
-        pieces = []
-        for token in convert_to_unicode(text).split():
-            token_pieces = cache.get(token)
-            if token_pieces is None:
-                token_pieces = self._tokenize_token(token)
-                _remember(cache, token, token_pieces)
-            pieces.extend(token_pieces)
-        return pieces
+        return _tokenize_with_cache(convert_to_unicode(text).split(), self._token_cache, self._tokenize_token)
 
     def _tokenize_token(self, token: str) -> Tuple[str, ...]:
         """Word pieces of one whitespace-free token."""
@@ -355,20 +348,8 @@ class FullTokenizer:
         cache = self._word_cache
         try:
             return [piece for word in words for piece in cache[word]]
-        except KeyError:
-            return self._tokenize_words_filling_cache(words)
-
-    def _tokenize_words_filling_cache(self, words: Sequence[str]) -> List[str]:
-        """Slow path of `tokenize`: computes and caches the pieces of words seen for the first time."""
-        cache = self._word_cache
-        pieces = []
-        for word in words:
-            word_pieces = cache.get(word)
-            if word_pieces is None:
-                word_pieces = self._tokenize_word(word)
-                _remember(cache, word, word_pieces)
-            pieces.extend(word_pieces)
-        return pieces
+        except KeyError:  # a word seen for the first time: the slower path that fills the cache
+            return _tokenize_with_cache(words, cache, self._tokenize_word)
 
     def _tokenize_word(self, word: str) -> Tuple[str, ...]:
         """Word pieces of one cleaned, whitespace-free word."""
