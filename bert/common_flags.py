@@ -4,12 +4,14 @@ Each script calls the groups it needs; defaults that differ between the original
 128 for classification, 384 for SQuAD) are arguments.
 """
 
+import sys
 from typing import Callable, Sequence
 
 from absl import app, flags
 import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, performance
+from bert.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -111,8 +113,24 @@ def run_task_script(options_class: type, run: Callable, required_flags: Sequence
     def main(_):
         tf.logging.set_verbosity(tf.logging.INFO)
         settings = estimator_utils.RunSettings.from_flags(FLAGS)
-        run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
+        with user_errors_reported():
+            run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
 
     for name in required_flags:
         flags.mark_flag_as_required(name)
     app.run(main)
+
+
+class user_errors_reported:
+    """Context manager: a `UserError` raised inside ends the program with one `error: ...` line on stderr and
+    exit status 1, without a traceback; any other exception (a bug) propagates with its traceback."""
+
+    def __enter__(self) -> "user_errors_reported":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is not None and issubclass(exc_type, UserError):
+            sys.stderr.write(f"error: {exc}\n")
+            sys.stderr.flush()
+            raise SystemExit(1)
+        return False
