@@ -70,6 +70,13 @@ def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> Non
                        "Fraction of training with linear learning-rate warmup (0.1 = first 10% of steps).")
 
 
+def define_dynamic_padding_flag() -> None:
+    """[New] --dynamic_padding, shared by every program that batches sequences."""
+    flags.DEFINE_bool("dynamic_padding", False,
+                      "[New] Cut each batch to the length of its longest example (rounded up to a multiple of 8) "
+                      "instead of padding every example to max_seq_length: the same results with less work.")
+
+
 def define_performance_flags(training: bool = True) -> None:
     """[New] Opt-in speed and scale features (bert.performance); the defaults are the original's behaviour.
 
@@ -110,11 +117,23 @@ def run_task_script(options_class: type, run: Callable, required_flags: Sequence
     """The whole main of a task script: check `required_flags`, turn all flags into `options_class` (with its
     RunSettings) and call `run(options)`."""
 
-    def main(_):
+    def task_main() -> None:
         tf.logging.set_verbosity(tf.logging.INFO)
         settings = estimator_utils.RunSettings.from_flags(FLAGS)
+        run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
+
+    run_program(task_main, required_flags)
+
+
+def run_program(program_main: Callable[[], None], required_flags: Sequence[str] = ()) -> None:
+    """Parses the command line (absl), checks `required_flags` and runs `program_main()`; user errors end in one
+    `error: ...` line (see `user_errors_reported`). Every script's main goes through here."""
+
+    def main(argv):
+        if len(argv) > 1:
+            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
         with user_errors_reported():
-            run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
+            program_main()
 
     for name in required_flags:
         flags.mark_flag_as_required(name)

@@ -1,34 +1,7 @@
 #!/usr/bin/env python
-"""Masked-LM / next-sentence pre-training of BERT on create_pretraining_data TFRecords (the original's flags).
+"""The original's run_pretraining.py command line; the program is bert/run_pretraining.py (also `python -m bert.run_pretraining`)."""
 
-Training resumes from the newest checkpoint in --output_dir; evaluation writes output_dir/eval_results.txt.
-"""
-
-from absl import flags
-
-from bert import common_flags, pretraining
-
-flags.DEFINE_string("input_file", None, "Input TFRecord files (comma-separated; globs allowed).")
-common_flags.define_model_flags(with_vocab=False)
-common_flags.define_output_dir_flag()
-flags.DEFINE_integer("max_seq_length", 128,
-                     "Total WordPiece sequence length; must match the data generation (checked on the data).")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Masked LM predictions per sequence; must match the data generation (checked on the data).")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run eval on the input files.")
-flags.DEFINE_integer("train_batch_size", 32, "Total batch size for training.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total batch size for eval.")
-flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for Adam.")
-flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
-flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
-flags.DEFINE_string("vocab_file", None,
-                    "[New, optional] The vocabulary the data was made with: checked to fit the config's vocab_size.")
-common_flags.define_training_run_flags()
-
+from bert import run_pretraining
 
 if __name__ == "__main__":
-    common_flags.run_task_script(
-        pretraining.PretrainingOptions, pretraining.run,
-        required_flags=("input_file", "bert_config_file", "output_dir"))
+    run_pretraining.main()

@@ -1,0 +1,69 @@
+"""The extract_features program: BERT's per-token layer outputs for every line of a text file (the original's
+flags and JSON lines).
+
+    python -m bert.extract_features --input_file=input.txt --output_file=features.jsonl \
+      --vocab_file=$BERT_DIR/vocab.txt --bert_config_file=$BERT_DIR/bert_config.json \
+      --init_checkpoint=$BERT_DIR/bert_model.ckpt --layers=-1,-2,-3,-4 --max_seq_length=128 --batch_size=8
+
+One text per line; "text a ||| text b" is a sentence pair. Empty lines get a record with only [CLS] and [SEP].
+Importing this module defines no flags; `main()` defines them and runs `bert.feature_extraction`.
+"""
+
+from absl import flags
+import tensorflow.compat.v1 as tf
+
+from bert import common_flags, feature_extraction
+from bert.performance import PerformanceSettings
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """All flags of extract_features, with the original's names and defaults (plus the opt-in new ones)."""
+    flags.DEFINE_string("input_file", None, "Text file with one input per line (\" ||| \" separates a pair).")
+    flags.DEFINE_string("output_file", None, "Where to write the features; its folder must exist.")
+    flags.DEFINE_string("layers", "-1,-2,-3,-4",
+                        "Comma-separated encoder layers to output: -1 is the last, 0 the first.")
+    common_flags.define_model_flags()
+    flags.DEFINE_integer("max_seq_length", 128,
+                         "WordPiece tokens per input including [CLS]/[SEP]; longer inputs are truncated.")
+    flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+    common_flags.define_tpu_flags(with_cluster=False)
+    flags.DEFINE_bool("use_one_hot_embeddings", False,
+                      "Look up word embeddings by one-hot matmul instead of tf.gather (faster on TPU).")
+    flags.DEFINE_enum("output_format", "jsonl", feature_extraction.OUTPUT_FORMATS,
+                      "[New] jsonl: the original's JSON lines; npz: compact numpy arrays (see README).")
+    flags.DEFINE_enum("npz_dtype", "float32", feature_extraction.NPZ_DTYPES,
+                      "[New] Value type of --output_format=npz; float16 halves the file.")
+    common_flags.define_performance_flags(training=False)
+
+
+def extract_from_flags() -> None:
+    """Runs the extraction the flags describe and writes the output file."""
+    tf.logging.set_verbosity(tf.logging.INFO)
+    extractor = feature_extraction.FeatureExtractor(
+        bert_config=FLAGS.bert_config_file,
+        init_checkpoint=FLAGS.init_checkpoint,
+        vocab_file=FLAGS.vocab_file,
+        layers=FLAGS.layers,
+        max_seq_length=FLAGS.max_seq_length,
+        batch_size=FLAGS.batch_size,
+        do_lower_case=FLAGS.do_lower_case,
+        use_one_hot_embeddings=FLAGS.use_one_hot_embeddings,
+        use_tpu=FLAGS.use_tpu,
+        master=FLAGS.master,
+        num_tpu_cores=FLAGS.num_tpu_cores,
+        performance=PerformanceSettings.from_flags(FLAGS))
+    feature_extraction.write_features_file(extractor, FLAGS.input_file, FLAGS.output_file,
+                                           output_format=FLAGS.output_format, npz_dtype=FLAGS.npz_dtype)
+
+
+def main() -> None:
+    define_flags()
+    common_flags.run_program(
+        extract_from_flags,
+        required_flags=("input_file", "output_file", "vocab_file", "bert_config_file", "init_checkpoint"))
+
+
+if __name__ == "__main__":
+    main()
