@@ -159,7 +159,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
                      use_tpu: bool, use_one_hot_embeddings: bool, is_regression: bool = False,
                      metric_names: Sequence[str] = (), encoder: Optional[Encoder] = None) -> Callable:
     """The TPUEstimator `model_fn` of the original run_classifier (train, eval, predict); with `encoder` [new], of
-    the original run_classifier_with_tfhub (bert_config and init_checkpoint unused)."""
+    the original run_classifier_with_tfhub (bert_config unused)."""
     metric_fn = metric_fn_builder(metric_names, is_regression)
 
     def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
