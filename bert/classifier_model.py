@@ -4,27 +4,43 @@ Variable names match the original (`output_weights`, `output_bias` at the top le
 by the original load here and vice versa.
 """
 
-from typing import Callable, Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Protocol, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, modeling
+from bert import estimator_utils, modeling, tokenization
 
 ModeKeys = tf.estimator.ModeKeys
 
 
+class Encoder(Protocol):
+    """[New] A pre-trained BERT that comes with its own vocab and weights (e.g. a TF Hub module,
+    `bert.hub_module.HubEncoder`) instead of bert_config_file, vocab_file and init_checkpoint."""
+
+    def make_tokenizer(self, max_seq_length: int) -> tokenization.FullTokenizer:
+        """The tokenizer of its vocab; raises UserError when max_seq_length does not fit the model."""
+
+    def pooled_output(self, is_training: bool, input_ids: tf.Tensor, input_mask: tf.Tensor,
+                      segment_ids: tf.Tensor) -> tf.Tensor:
+        """Builds the model in the current graph; float Tensor [batch_size, hidden_size]."""
+
+
 def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids: tf.Tensor, input_mask: tf.Tensor,
                  segment_ids: tf.Tensor, labels: tf.Tensor, num_labels: int, use_one_hot_embeddings: bool,
-                 is_regression: bool = False) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
-    """Builds BERT plus a linear layer on the pooled [CLS] vector.
+                 is_regression: bool = False, encoder: Optional[Encoder] = None
+                 ) -> Tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Builds BERT (or `encoder` instead, when given) plus a linear layer on the pooled [CLS] vector.
 
     Returns (loss, per_example_loss [B], logits [B, num_labels], probabilities [B, num_labels]). For regression
     (`is_regression`, num_labels 1) the loss is the squared error and `probabilities` holds the predicted value.
     """
-    model = modeling.BertModel(config=bert_config, is_training=is_training, input_ids=input_ids,
-                               input_mask=input_mask, token_type_ids=segment_ids,
-                               use_one_hot_embeddings=use_one_hot_embeddings)
-    pooled = model.get_pooled_output()  # [B, H]
+    if encoder is not None:
+        pooled = encoder.pooled_output(is_training, input_ids, input_mask, segment_ids)  # [B, H]
+    else:
+        model = modeling.BertModel(config=bert_config, is_training=is_training, input_ids=input_ids,
+                                   input_mask=input_mask, token_type_ids=segment_ids,
+                                   use_one_hot_embeddings=use_one_hot_embeddings)
+        pooled = model.get_pooled_output()  # [B, H]
     hidden_size = pooled.shape[-1]
     output_weights = tf.get_variable("output_weights", [num_labels, hidden_size],
                                      initializer=tf.truncated_normal_initializer(stddev=0.02))
@@ -141,8 +157,9 @@ def metric_fn_builder(metric_names: Sequence[str], is_regression: bool) -> Calla
 def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_checkpoint: Optional[str],
                      learning_rate: float, num_train_steps: Optional[int], num_warmup_steps: Optional[int],
                      use_tpu: bool, use_one_hot_embeddings: bool, is_regression: bool = False,
-                     metric_names: Sequence[str] = ()) -> Callable:
-    """The TPUEstimator `model_fn` of the original run_classifier (train, eval, predict)."""
+                     metric_names: Sequence[str] = (), encoder: Optional[Encoder] = None) -> Callable:
+    """The TPUEstimator `model_fn` of the original run_classifier (train, eval, predict); with `encoder` [new], of
+    the original run_classifier_with_tfhub (bert_config unused)."""
     metric_fn = metric_fn_builder(metric_names, is_regression)
 
     def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
@@ -156,7 +173,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
 
         total_loss, per_example_loss, logits, probabilities = create_model(
             bert_config, is_training, features["input_ids"], features["input_mask"], features["segment_ids"],
-            label_ids, num_labels, use_one_hot_embeddings, is_regression)
+            label_ids, num_labels, use_one_hot_embeddings, is_regression, encoder)
         scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:

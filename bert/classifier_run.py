@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import classifier_data, classifier_model, estimator_utils, export, modeling, tokenization
+from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 
 
@@ -55,25 +56,24 @@ class ClassifierResults:
 def _check_options(options: ClassifierOptions) -> None:
     if not (options.do_train or options.do_eval or options.do_predict or options.export_dir):
         raise ValueError("At least one of `do_train`, `do_eval` or `do_predict` must be True (or `export_dir` set).")
-    for name in ("data_dir", "bert_config_file", "vocab_file", "output_dir"):
+    for name in ("data_dir", "output_dir"):
         if not getattr(options, name):
             raise ValueError(f"--{name} is required")
     if not tf.io.gfile.isdir(options.data_dir):
         raise FileNotFoundError(f"data_dir {options.data_dir} does not exist")
-    if options.do_train and not options.init_checkpoint:
-        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
 
 
-def run(options: ClassifierOptions) -> ClassifierResults:
-    """Runs the requested phases (train, eval, predict) of one task and writes their files to output_dir."""
+def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] = None) -> ClassifierResults:
+    """Runs the requested phases (train, eval, predict) of one task and writes their files to output_dir.
+
+    `encoder` [new] (e.g. a TF Hub module) replaces the BERT of bert_config_file, vocab_file and init_checkpoint.
+    """
     _check_options(options)
     processor = classifier_data.get_processor(options.task_name)
-    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
-    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
-    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
-    init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+    if encoder is None:
+        bert_config, tokenizer, init_checkpoint = _load_pretrained(options)
+    else:
+        bert_config, tokenizer, init_checkpoint = None, encoder.make_tokenizer(options.max_seq_length), None
     tf.io.gfile.makedirs(options.output_dir)
 
     label_list = processor.get_labels()
@@ -91,7 +91,7 @@ def run(options: ClassifierOptions) -> ClassifierResults:
         bert_config=bert_config, num_labels=1 if processor.is_regression else len(label_list),
         init_checkpoint=init_checkpoint, learning_rate=options.learning_rate, num_train_steps=num_train_steps,
         num_warmup_steps=num_warmup_steps, use_tpu=use_tpu, use_one_hot_embeddings=use_tpu,
-        is_regression=processor.is_regression, metric_names=processor.metrics)
+        is_regression=processor.is_regression, metric_names=processor.metrics, encoder=encoder)
     estimator = estimator_utils.make_estimator(
         model_fn, options.run, train_batch_size=options.train_batch_size,
         eval_batch_size=options.eval_batch_size, predict_batch_size=options.predict_batch_size)
@@ -107,6 +107,22 @@ def run(options: ClassifierOptions) -> ClassifierResults:
     if options.export_dir:
         results.saved_model_dir = phase.export(init_checkpoint)
     return results
+
+
+def _load_pretrained(options: ClassifierOptions) -> Tuple[modeling.BertConfig, tokenization.FullTokenizer,
+                                                          Optional[str]]:
+    """The config, tokenizer and checkpoint path of the pre-trained BERT named by the options, checked."""
+    for name in ("bert_config_file", "vocab_file"):
+        if not getattr(options, name):
+            raise UserError(f"--{name} is required")
+    if options.do_train and not options.init_checkpoint:
+        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
+    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
+    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
+    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
+    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
+    return bert_config, tokenizer, estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
 
 
 class _Phase:

@@ -1,0 +1,48 @@
+"""The run_classifier_with_tfhub program: run_classifier on a BERT from a TF1 Hub module (the original's flags).
+
+    python -m bert.run_classifier_with_tfhub --task_name=MRPC --do_train=true --do_eval=true \
+      --data_dir=$GLUE_DIR/MRPC --bert_hub_module_handle=/tmp/bert_module --output_dir=/tmp/mrpc_output
+
+The module (a folder, or a URL hub can resolve, e.g. one of Google's BERT modules) brings its vocab and casing
+(its tokenization_info signature) and weights, so there is no --bert_config_file, --vocab_file, --do_lower_case
+or --init_checkpoint; the job, its files and its metrics are run_classifier's (`bert.classifier_run`). Needs
+tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
+"""
+
+from absl import flags
+import tensorflow.compat.v1 as tf
+
+from bert import classifier_data, classifier_run, common_flags, estimator_utils, hub_module
+
+FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """bert_hub_module_handle plus the flags of run_classifier that do not describe the pre-trained model."""
+    flags.DEFINE_string("bert_hub_module_handle", None, "Handle for the BERT TF-Hub module: a folder or a URL.")
+    flags.DEFINE_string("data_dir", None, "The folder holding the task's .tsv files.")
+    flags.DEFINE_string("task_name", None,
+                        f"The task to run: one of {', '.join(sorted(classifier_data.PROCESSORS))}.")
+    common_flags.define_output_dir_flag()
+    common_flags.define_fine_tuning_flags(max_seq_length=128)
+    common_flags.define_training_run_flags()
+
+
+def run_from_flags() -> None:
+    """Reads the module's tokenization_info, then runs the classifier job with the module as its BERT."""
+    tf.logging.set_verbosity(tf.logging.INFO)
+    encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
+    options = estimator_utils.dataclass_from_flags(
+        classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None,
+        do_lower_case=encoder.info.do_lower_case, run=estimator_utils.RunSettings.from_flags(FLAGS))
+    classifier_run.run(options, encoder=encoder)
+
+
+def main() -> None:
+    define_flags()
+    common_flags.run_program(run_from_flags,
+                             required_flags=("data_dir", "task_name", "bert_hub_module_handle", "output_dir"))
+
+
+if __name__ == "__main__":
+    main()
