@@ -416,9 +416,9 @@ def _notebook_data(tokenizer):
     """The notebook's data preparation, verbatim in style: InputExample(guid=None, ...) per row."""
     label_list = [0, 1]
     train = [run_classifier.InputExample(guid=None, text_a=a, text_b=b, label=int(label))
-             for a, b, label in _mrpc_pairs("train", 16)]
+             for a, b, label in _mrpc_pairs("train", 8)]
     test = [run_classifier.InputExample(guid=None, text_a=a, text_b=b, label=int(label))
-            for a, b, label in _mrpc_pairs("dev", 6)]
+            for a, b, label in _mrpc_pairs("dev", 4)]
     train_features = run_classifier.convert_examples_to_features(train, label_list, MAX_SEQ_LENGTH, tokenizer)
     test_features = run_classifier.convert_examples_to_features(test, label_list, MAX_SEQ_LENGTH, tokenizer)
     return label_list, train_features, test_features
@@ -457,8 +457,8 @@ def _notebook_model_fn_builder(create_model, num_labels, learning_rate, num_trai
                                                      use_tpu=False)
             if mode == tf.estimator.ModeKeys.TRAIN:
                 return tf.estimator.EstimatorSpec(mode=mode, loss=loss, train_op=train_op)
-            accuracy = tf.metrics.accuracy(label_ids, predicted_labels)
-            return tf.estimator.EstimatorSpec(mode=mode, loss=loss, eval_metric_ops={"eval_accuracy": accuracy})
+            return tf.estimator.EstimatorSpec(mode=mode, loss=loss, eval_metric_ops={
+                "eval_accuracy": tf.metrics.accuracy(label_ids, predicted_labels)})
         predicted_labels, log_probs = create_model(is_predicting, input_ids, input_mask, segment_ids, label_ids,
                                                    num_labels)
         return tf.estimator.EstimatorSpec(mode, predictions={"probabilities": log_probs, "labels": predicted_labels})
@@ -479,9 +479,8 @@ def _train_and_predict(create_model, tokenizer, model_dir):
     estimator.train(input_fn=train_input_fn, max_steps=num_train_steps)
     test_input_fn = run_classifier.input_fn_builder(features=test_features, seq_length=MAX_SEQ_LENGTH,
                                                     is_training=False, drop_remainder=False)
-    metrics = estimator.evaluate(input_fn=test_input_fn, steps=None)
     predictions = list(estimator.predict(test_input_fn))
-    return test_features, metrics, predictions
+    return test_features, estimator.get_variable_value("global_step"), predictions
 
 
 def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoint, tmp_path):
@@ -499,10 +498,10 @@ def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoi
         return _notebook_head(model.get_pooled_output(), labels, num_labels, is_predicting)
 
     model_dir = str(tmp_path / "notebook")
-    test_features, metrics, predictions = _train_and_predict(create_model, tokenizer, model_dir)
-    assert metrics["global_step"] == 4 and 0.0 <= metrics["eval_accuracy"] <= 1.0 and np.isfinite(metrics["loss"])
+    test_features, global_step, predictions = _train_and_predict(create_model, tokenizer, model_dir)
+    assert global_step == 2
     log_probs = np.array([p["probabilities"] for p in predictions])
-    assert log_probs.shape == (6, 2)
+    assert log_probs.shape == (4, 2)
     np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, atol=1e-5)
     assert [int(p["labels"]) for p in predictions] == list(log_probs.argmax(axis=1))
 
@@ -519,9 +518,10 @@ def test_notebook_style_code_with_hub_module(minilm_checkpoint, tmp_path):
     on MiniLM exported as a TF1 Hub module by bert.hub_module (skipped where that module is absent)."""
     hub = pytest.importorskip("tensorflow_hub")
     hub_module = pytest.importorskip("bert.hub_module")
-    bert_config, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
+    _, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
     module_dir = str(tmp_path / "hub_module")
-    hub_module.export_hub_module(bert_config, init_checkpoint, vocab_file, module_dir, do_lower_case=True)
+    hub_module.export_module(os.path.join(minilm_checkpoint, "bert_config.json"), init_checkpoint, vocab_file,
+                             True, module_dir)
 
     with tf.Graph().as_default():
         info = hub.Module(module_dir)(signature="tokenization_info", as_dict=True)
@@ -535,7 +535,7 @@ def test_notebook_style_code_with_hub_module(minilm_checkpoint, tmp_path):
                               signature="tokens", as_dict=True)
         return _notebook_head(outputs["pooled_output"], labels, num_labels, is_predicting)
 
-    _, metrics, predictions = _train_and_predict(create_model, tokenizer, str(tmp_path / "notebook"))
-    assert metrics["global_step"] == 4 and np.isfinite(metrics["loss"])
+    _, global_step, predictions = _train_and_predict(create_model, tokenizer, str(tmp_path / "notebook"))
+    assert global_step == 2
     log_probs = np.array([p["probabilities"] for p in predictions])
     np.testing.assert_allclose(np.exp(log_probs).sum(axis=1), 1.0, atol=1e-5)
