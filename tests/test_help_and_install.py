@@ -82,6 +82,7 @@ def _clean_env() -> dict:
 
 @pytest.fixture(scope="module")
 def installed_venv(tmp_path_factory):
+    pytest.importorskip("setuptools", reason="building without isolation (no downloads) needs setuptools installed")
     root = tmp_path_factory.mktemp("install")
     source = _installable_copy(str(root / "src"))
     python = _fresh_venv(str(root / "venv"))
