@@ -1,8 +1,17 @@
-"""Installs the ``bert`` library and the command-line programs in ``scripts/``."""
-
-import glob
+"""Installs the ``bert`` library and its command-line programs (see docs/installation.md)."""
 
 from setuptools import find_packages, setup
+
+# Installed command -> the program module's main. The `bert-tf-` prefix keeps generic names such as
+# run_classifier off PATH, where other packages' programs could clash with them; from a checkout the original's
+# `python scripts/run_classifier.py ...` and `python -m bert.run_classifier ...` run the same programs.
+COMMANDS = {
+    "bert-tf-run-classifier": "bert.run_classifier:main",
+    "bert-tf-run-squad": "bert.run_squad:main",
+    "bert-tf-run-pretraining": "bert.run_pretraining:main",
+    "bert-tf-create-pretraining-data": "bert.create_pretraining_data:main",
+    "bert-tf-extract-features": "bert.extract_features:main",
+}
 
 setup(
     name="bert-tf",
@@ -19,10 +28,12 @@ setup(
         "absl-py",
         "six",
     ],
-    extras_require={"test": ["pytest"]},
-    scripts=sorted(glob.glob("scripts/*.py")),
+    extras_require={
+        "test": ["pytest"],
+        "hub": ["tensorflow-hub==0.15.0"],
+    },
+    entry_points={"console_scripts": [f"{command} = {target}" for command, target in COMMANDS.items()]},
     classifiers=[
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
         "Topic :: Scientific/Engineering :: Artificial Intelligence",
     ],

@@ -137,7 +137,23 @@ def run_program(program_main: Callable[[], None], required_flags: Sequence[str] 
 
     for name in required_flags:
         flags.mark_flag_as_required(name)
+    declare_program_flags_key()
     app.run(main)
+
+
+def declare_program_flags_key() -> None:
+    """Makes every flag defined by the `bert` package a key flag of the main module (absl's `sys.argv[0]`).
+
+    absl's --helpshort lists only the main module's key flags, so without this it would leave out the shared
+    groups defined here (and, for `scripts/X.py` or an installed command, every flag). A program's process defines
+    only that program's flags, so --helpshort then lists all the flags it takes, as the original's did;
+    --helpfull (grouped by defining module) is unchanged.
+    """
+    main_module = sys.argv[0]
+    for module, module_flags in FLAGS.flags_by_module_dict().items():
+        if module != main_module and module.split(".")[0] == "bert":
+            for flag in module_flags:
+                FLAGS.register_key_flag_for_module(main_module, flag)
 
 
 class user_errors_reported:

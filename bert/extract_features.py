@@ -7,15 +7,62 @@ flags and JSON lines).
 
 One text per line; "text a ||| text b" is a sentence pair. Empty lines get a record with only [CLS] and [SEP].
 Importing this module defines no flags; `main()` defines them and runs `bert.feature_extraction`.
+It also carries the public names of the original `extract_features.py` (`InputExample`, `InputFeatures`,
+`read_examples`, `convert_examples_to_features`, `input_fn_builder`, `model_fn_builder`) for code written against
+the original package.
 """
+
+from typing import Callable, Sequence
 
 from absl import flags
 import tensorflow.compat.v1 as tf
 
-from bert import common_flags, feature_extraction
+from bert import common_flags, feature_extraction, modeling
 from bert.performance import PerformanceSettings
 
 FLAGS = flags.FLAGS
+
+# The original extract_features.py's public names (same arguments, defaults and results).
+InputExample = feature_extraction.InputExample
+InputFeatures = feature_extraction.InputFeatures
+read_examples = feature_extraction.read_examples
+convert_examples_to_features = feature_extraction.convert_examples_to_features
+
+
+def input_fn_builder(features: Sequence[InputFeatures], seq_length: int) -> Callable:
+    """The original's in-memory prediction input_fn over converted features (small inputs, notebooks)."""
+
+    def input_fn(params):
+        def column(name, shape):
+            return tf.constant([getattr(f, name) for f in features], shape=shape, dtype=tf.int32)
+
+        n = len(features)
+        dataset = tf.data.Dataset.from_tensor_slices({
+            "unique_ids": column("unique_id", [n]),
+            "input_ids": column("input_ids", [n, seq_length]),
+            "input_mask": column("input_mask", [n, seq_length]),
+            "input_type_ids": column("input_type_ids", [n, seq_length]),
+        })
+        return dataset.batch(params["batch_size"], drop_remainder=False)
+
+    return input_fn
+
+
+def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, layer_indexes: Sequence[int],
+                     use_tpu: bool, use_one_hot_embeddings: bool) -> Callable:
+    """The library's model_fn with the original's prediction keys: `unique_id` and `layer_output_<i>` (layer
+    `layer_indexes[i]`, [batch, seq_length, hidden])."""
+    library_model_fn = feature_extraction.model_fn_builder(bert_config, init_checkpoint, layer_indexes, use_tpu,
+                                                           use_one_hot_embeddings)
+
+    def model_fn(features, labels, mode, params):
+        spec = library_model_fn(features, labels, mode, params)
+        predictions = {"unique_id": spec.predictions["unique_ids"]}
+        for i in range(len(layer_indexes)):
+            predictions[f"layer_output_{i}"] = spec.predictions["layer_outputs"][:, i]
+        return spec._replace(predictions=predictions)
+
+    return model_fn
 
 
 def define_flags() -> None:

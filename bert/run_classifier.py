@@ -3,11 +3,31 @@
     python -m bert.run_classifier --task_name=MRPC --do_train=true --data_dir=... --output_dir=...
 
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.classifier_run`.
+It also carries the public names of the original `run_classifier.py` (`InputExample`,
+`convert_examples_to_features`, `input_fn_builder`, `model_fn_builder`, ...) so code written against the original
+package (`from bert import run_classifier`) keeps working; they are the library's own objects.
 """
 
 from absl import flags
 
-from bert import classifier_data, classifier_run, common_flags
+from bert import classifier_data, classifier_model, classifier_run, common_flags
+
+# The original run_classifier.py's public names (same arguments, defaults and results).
+InputExample = classifier_data.InputExample
+PaddingInputExample = classifier_data.PaddingInputExample
+InputFeatures = classifier_data.InputFeatures
+DataProcessor = classifier_data.DataProcessor
+XnliProcessor = classifier_data.XnliProcessor
+MnliProcessor = classifier_data.MnliProcessor
+MrpcProcessor = classifier_data.MrpcProcessor
+ColaProcessor = classifier_data.ColaProcessor
+convert_single_example = classifier_data.convert_single_example
+convert_examples_to_features = classifier_data.convert_examples_to_features
+file_based_convert_examples_to_features = classifier_data.file_based_convert_examples_to_features
+file_based_input_fn_builder = classifier_data.file_based_input_fn_builder
+input_fn_builder = classifier_data.input_fn_builder
+create_model = classifier_model.create_model
+model_fn_builder = classifier_model.model_fn_builder
 
 
 def define_flags() -> None:

@@ -2,11 +2,30 @@
 
 Training resumes from the newest checkpoint in --output_dir; evaluation writes output_dir/eval_results.txt.
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.pretraining`.
+It also carries the public names of the original `run_pretraining.py` (`model_fn_builder`, `get_masked_lm_output`,
+`get_next_sentence_output`, `gather_indexes`, `input_fn_builder`) for code written against the original package.
 """
+
+from typing import Sequence
 
 from absl import flags
 
-from bert import common_flags, pretraining
+from bert import common_flags, input_pipeline, pretraining
+
+# The original run_pretraining.py's public names (same arguments, defaults and results).
+model_fn_builder = pretraining.model_fn_builder
+get_masked_lm_output = pretraining.get_masked_lm_output
+get_next_sentence_output = pretraining.get_next_sentence_output
+gather_indexes = pretraining.gather_indexes
+
+
+def input_fn_builder(input_files: Sequence[str], max_seq_length: int, max_predictions_per_seq: int,
+                     is_training: bool, num_cpu_threads: int = pretraining.NUM_CPU_THREADS):
+    """The original's input_fn over create_pretraining_data files: whole batches only; evaluation repeats the
+    data (the caller bounds it with steps)."""
+    spec = pretraining.pretraining_feature_spec(max_seq_length, max_predictions_per_seq)
+    return input_pipeline.input_fn_builder(input_files, spec, is_training, drop_remainder=True,
+                                           num_cpu_threads=num_cpu_threads, repeat_eval=not is_training)
 
 
 def define_flags() -> None:

@@ -1,11 +1,71 @@
 """The run_squad program: fine-tune BERT on SQuAD 1.1 / 2.0 and predict answers (the original's flags and files).
 
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.squad_run`.
+It also carries the public names of the original `run_squad.py` (`read_squad_examples`,
+`convert_examples_to_features`, `FeatureWriter`, `write_predictions`, ...) for code written against the original
+package; where the original read a flag, the function takes a keyword argument with that flag's default.
 """
+
+from typing import Sequence
 
 from absl import flags
 
-from bert import common_flags, squad_run
+from bert import common_flags, input_pipeline, squad, squad_model, squad_postprocess, squad_run
+
+# The original run_squad.py's public names (same arguments, defaults and results).
+SquadExample = squad.SquadExample
+InputFeatures = squad.InputFeatures
+read_squad_examples = squad.read_squad_examples  # version_2_with_negative: keyword, default False
+convert_examples_to_features = squad.convert_examples_to_features
+RawResult = squad_postprocess.RawResult
+get_final_text = squad_postprocess.get_final_text  # verbose_logging: keyword, default False
+create_model = squad_model.create_model
+model_fn_builder = squad_model.model_fn_builder
+
+
+class FeatureWriter:
+    """The original's `FeatureWriter(filename, is_training)`: the library's writer, opened at the first feature
+    because the original's signature does not say the sequence length (the features do)."""
+
+    def __init__(self, filename: str, is_training: bool):
+        self.filename = filename
+        self.is_training = is_training
+        self._writer = None
+
+    @property
+    def num_features(self) -> int:
+        return 0 if self._writer is None else self._writer.num_features
+
+    def process_feature(self, feature: squad.InputFeatures) -> None:
+        if self._writer is None:
+            self._writer = squad.FeatureWriter(self.filename, self.is_training, len(feature.input_ids))
+        self._writer.process_feature(feature)
+
+    def close(self) -> None:
+        if self._writer is None:  # no features: an empty file, as the original leaves
+            self._writer = squad.FeatureWriter(self.filename, self.is_training, 0)
+        self._writer.close()
+
+
+def input_fn_builder(input_file: str, seq_length: int, is_training: bool, drop_remainder: bool):
+    """The original's TFRecord input_fn over a FeatureWriter file."""
+    return input_pipeline.input_fn_builder(input_file, squad.feature_spec(seq_length, is_training), is_training,
+                                           drop_remainder)
+
+
+def write_predictions(all_examples: Sequence[squad.SquadExample], all_features: Sequence[squad.InputFeatures],
+                      all_results: Sequence[RawResult], n_best_size: int, max_answer_length: int,
+                      do_lower_case: bool, output_prediction_file: str, output_nbest_file: str,
+                      output_null_log_odds_file: str, version_2_with_negative: bool = False,
+                      null_score_diff_threshold: float = 0.0, verbose_logging: bool = False):
+    """The original's write_predictions (its three flags as keyword arguments); writes the same JSON files and
+    returns the answers by question id."""
+    options = squad_postprocess.PredictionOptions(
+        n_best_size=n_best_size, max_answer_length=max_answer_length, do_lower_case=do_lower_case,
+        version_2_with_negative=version_2_with_negative, null_score_diff_threshold=null_score_diff_threshold,
+        verbose_logging=verbose_logging)
+    return squad_postprocess.write_predictions(all_examples, all_features, all_results, options,
+                                               output_prediction_file, output_nbest_file, output_null_log_odds_file)
 
 
 def define_flags() -> None:
