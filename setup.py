@@ -11,6 +11,8 @@ COMMANDS = {
     "bert-tf-run-pretraining": "bert.run_pretraining:main",
     "bert-tf-create-pretraining-data": "bert.create_pretraining_data:main",
     "bert-tf-extract-features": "bert.extract_features:main",
+    "bert-tf-run-classifier-with-tfhub": "bert.run_classifier_with_tfhub:main",
+    "bert-tf-export-hub-module": "bert.export_hub_module:main",
 }
 
 setup(
