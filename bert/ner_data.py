@@ -15,7 +15,7 @@ import collections
 import dataclasses
 import os
 import re
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -149,6 +149,26 @@ def check_known_tags(sentences: Sequence[Sentence], label_list: Sequence[str]) -
                 raise UserError(f"{sentence.where(index)}: tag {tag!r} (entity type "
                                 f"{ner_metrics.split_tag(tag)[1]!r}) does not occur in the training data; "
                                 f"known labels: {', '.join(label_list)}")
+
+
+def read_training_sentences(path: str, tag_scheme: str, alternative_tags: str) -> Tuple[List[Sentence], str]:
+    """The training sentences converted to BIO, and the scheme they were written in (detected for "auto")."""
+    raw = read_conll(path, "training file (--train_file)", alternative_tags=alternative_tags)
+    if not raw:
+        raise UserError(f"training file (--train_file) {path} holds no sentences")
+    scheme = detect_scheme(raw) if tag_scheme == "auto" else tag_scheme
+    return converted(raw, scheme), scheme
+
+
+def read_evaluation_sentences(path: str, flag: str, tag_scheme: str, label_list: Sequence[str],
+                              alternative_tags: str, require_tags: bool = True) -> List[Sentence]:
+    """Dev or test sentences converted to BIO, every tag checked against the training labels."""
+    raw = read_conll(path, f"{flag} file", require_tags=require_tags, alternative_tags=alternative_tags)
+    if not raw:
+        raise UserError(f"{flag} file {path} holds no sentences")
+    sentences = converted(raw, tag_scheme)
+    check_known_tags(sentences, label_list)
+    return sentences
 
 
 # --- Windows of sub-tokens ---------------------------------------------------------------------------------------

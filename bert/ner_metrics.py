@@ -92,8 +92,8 @@ def entity_scores(gold: Iterable[Sequence[str]], predicted: Iterable[Sequence[st
     recall = _ratio(sum(correct.values()), sum(gold_count.values()))
     scores = {"precision": precision, "recall": recall, "f1": _f1(precision, recall),
               "token_accuracy": _ratio(correct_tokens, tokens),
-              "num_gold_entities": float(sum(gold_count.values())),
-              "num_predicted_entities": float(sum(predicted_count.values()))}
+              "num_gold_entities": sum(gold_count.values()),
+              "num_predicted_entities": sum(predicted_count.values())}
     for entity_type in sorted(set(gold_count) | set(predicted_count)):
         type_precision = _ratio(correct[entity_type], predicted_count[entity_type])
         type_recall = _ratio(correct[entity_type], gold_count[entity_type])

@@ -90,29 +90,6 @@ def _check_options(options: NerOptions) -> None:
         tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
 
 
-def read_training_sentences(options: NerOptions) -> Tuple[List[Sentence], str]:
-    """The training sentences converted to BIO, and the scheme they were written in."""
-    path = options.path(options.train_file)
-    raw = ner_data.read_conll(path, "training file (--train_file)", alternative_tags=options.alternative_tags)
-    if not raw:
-        raise UserError(f"training file (--train_file) {path} holds no sentences")
-    scheme = ner_data.detect_scheme(raw) if options.tag_scheme == "auto" else options.tag_scheme
-    return ner_data.converted(raw, scheme), scheme
-
-
-def read_evaluation_sentences(options: NerOptions, name: str, flag: str, label_set: LabelSet,
-                              require_tags: bool) -> List[Sentence]:
-    """Dev or test sentences in BIO, every tag checked against the training labels."""
-    path = options.path(name)
-    raw = ner_data.read_conll(path, f"{flag} file", require_tags=require_tags,
-                              alternative_tags=options.alternative_tags)
-    if not raw:
-        raise UserError(f"{flag} file {path} holds no sentences")
-    sentences = ner_data.converted(raw, label_set.tag_scheme)
-    ner_data.check_known_tags(sentences, label_set.labels)
-    return sentences
-
-
 def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], train_scheme: Optional[str]
                ) -> LabelSet:
     """The labels of this training run, or of the run that trained the model in output_dir."""
@@ -147,13 +124,21 @@ def run(options: NerOptions) -> NerResults:
     init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
     tf.io.gfile.makedirs(options.output_dir)
 
-    train_sentences, train_scheme = read_training_sentences(options) if options.do_train else (None, None)
+    train_sentences, train_scheme = None, None
+    if options.do_train:
+        train_sentences, train_scheme = ner_data.read_training_sentences(
+            options.path(options.train_file), options.tag_scheme, options.alternative_tags)
     label_set = _label_set(options, train_sentences, train_scheme)
     # Read every input before the (long) training so that a bad dev/test file fails at once.
-    dev_sentences = (read_evaluation_sentences(options, options.dev_file, "--dev_file", label_set, True)
-                     if options.do_eval else None)
-    test_sentences = (read_evaluation_sentences(options, options.test_file, "--test_file", label_set, False)
-                      if options.do_predict else None)
+    dev_sentences, test_sentences = None, None
+    if options.do_eval:
+        dev_sentences = ner_data.read_evaluation_sentences(
+            options.path(options.dev_file), "--dev_file", label_set.tag_scheme, label_set.labels,
+            options.alternative_tags)
+    if options.do_predict:
+        test_sentences = ner_data.read_evaluation_sentences(
+            options.path(options.test_file), "--test_file", label_set.tag_scheme, label_set.labels,
+            options.alternative_tags, require_tags=False)
 
     num_train_steps, num_warmup_steps, train_windows = None, None, None
     if options.do_train:

@@ -11,8 +11,8 @@ from absl import flags
 from bert import common_flags, ner_data, ner_run
 
 
-def define_flags() -> None:
-    """All flags of run_ner: run_classifier's groups with their defaults, plus the data files and windows."""
+def define_data_flags() -> None:
+    """The CoNLL files and how their tags are read (shared with bert.ner_baseline)."""
     flags.DEFINE_string("data_dir", None, "The folder holding the CoNLL files (train.txt, dev.txt, test.txt).")
     flags.DEFINE_string("train_file", "train.txt", "Training file: a name inside data_dir, or an absolute path.")
     flags.DEFINE_string("dev_file", "dev.txt", "Dev file (do_eval): a name inside data_dir, or an absolute path.")
@@ -24,6 +24,11 @@ def define_flags() -> None:
     flags.DEFINE_enum("alternative_tags", "error", list(ner_data.ALTERNATIVE_TAG_POLICIES),
                       "A gold tag listing comma-separated alternatives (B-person,B-group): error, or read it as "
                       "its first alternative.")
+
+
+def define_flags() -> None:
+    """All flags of run_ner: run_classifier's groups with their defaults, plus the data files and windows."""
+    define_data_flags()
     flags.DEFINE_integer("doc_stride", 64,
                          "A sentence longer than max_seq_length - 2 sub-tokens is split into windows starting this "
                          "many sub-tokens apart; each word is predicted in the window where it has most context.")

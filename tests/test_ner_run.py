@@ -207,3 +207,16 @@ def test_missing_data_dir_through_the_command_line(tiny_model_dir, tmp_path):
     assert completed.returncode != 0
     assert "error: --data_dir=" in completed.stderr and "is not a directory" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_baseline_scores_dev_and_test(tmp_path):
+    from bert import ner_baseline
+
+    data_dir, _ = write_data(tmp_path / "data", num_train=30)
+    scores = ner_baseline.baseline_scores(data_dir, "train.txt", "dev.txt", "test.txt")
+    # Tags here are a function of the word (except 'new'/'city' outside that pair, which never happens): the
+    # most frequent tag is always right.
+    assert scores["dev_f1"] == 1.0 and scores["test_f1"] == 1.0 and scores["test_token_accuracy"] == 1.0
+    assert scores["dev_num_gold_entities"] > 0
+    with pytest.raises(UserError, match="nothing.txt not found"):
+        ner_baseline.baseline_scores(data_dir, "train.txt", "nothing.txt", "test.txt")
