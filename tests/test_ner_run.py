@@ -11,6 +11,7 @@ import pytest
 from bert import estimator_utils, export, ner_data, ner_run
 from bert.errors import UserError
 from bert.estimator_utils import RunSettings
+from bert.performance import PerformanceSettings
 from conftest import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_ner.py")
@@ -59,14 +60,14 @@ def write_data(folder, seed=0, num_train=40, num_dev=8, num_test=6, long_test=Tr
     return str(folder), test
 
 
-def tiny_options(model_dir, data_dir, output_dir, **overrides):
+def tiny_options(model_dir, data_dir, output_dir, performance=None, **overrides):
     values = dict(data_dir=data_dir, bert_config_file=os.path.join(model_dir, "bert_config.json"),
                   vocab_file=os.path.join(model_dir, "vocab.txt"), output_dir=str(output_dir),
                   init_checkpoint=os.path.join(model_dir, "bert_model.ckpt"), max_seq_length=16, doc_stride=5,
                   train_batch_size=8, eval_batch_size=5, predict_batch_size=4, num_train_epochs=3.0,
                   learning_rate=2e-3)
     values.update(overrides)
-    run = RunSettings(output_dir=str(output_dir), seed=1)
+    run = RunSettings(output_dir=str(output_dir), seed=1, performance=performance or PerformanceSettings())
     return ner_run.NerOptions(run=run, **values)
 
 
@@ -119,6 +120,24 @@ def test_tiny_train_eval_predict_export(tiny_model_dir, tmp_path):
     first = open(results.predictions_file).read()
     again = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_predict=True))
     assert open(again.predictions_file).read() == first
+
+
+def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
+    """Gradient accumulation and the mirrored strategy (one CPU replica) work in run_ner through the shared
+    Estimator plumbing: 16 windows at train_batch_size 8 are 2 updates either way (accumulation of 2 micro-batches
+    of 4 counts updates, not micro-batches), and every test word is labelled."""
+    data_dir, test_sentences = write_data(tmp_path / "data", num_train=16, long_test=False)
+    predictions = {}
+    for name, performance in (("plain", PerformanceSettings()),
+                              ("accumulated", PerformanceSettings(num_accumulation_steps=2)),
+                              ("mirrored", PerformanceSettings(distribution_strategy="mirrored"))):
+        out = tmp_path / name
+        results = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, performance=performance, do_train=True,
+                                           do_predict=True, num_train_epochs=1.0))
+        assert estimator_utils.checkpoint_global_step(str(out)) == 2
+        predictions[name] = [[line[0] for line in lines] for lines in read_prediction_lines(results.predictions_file)]
+    assert predictions["accumulated"] == predictions["plain"] == predictions["mirrored"]
+    assert predictions["plain"] == [words for words, _ in test_sentences]
 
 
 def test_untagged_test_file_gets_two_columns(tiny_model_dir, tmp_path):
