@@ -1,12 +1,10 @@
 """NER data: CoNLL reading (BOM, tab-only separators, -DOCSTART-, spaces), tag schemes to BIO, the label list,
 first-sub-token alignment, windows that own every word exactly once, and the most-frequent-tag baseline."""
 
-import os
-
 import numpy as np
 import pytest
 
-from bert import ner_data, squad, tokenization
+from bert import input_pipeline, ner_data, squad, tokenization
 from bert.errors import UserError
 from conftest import TINY_VOCAB
 
@@ -150,8 +148,6 @@ def test_predictions_are_assembled_from_the_owning_windows(tokenizer):
 
 
 def test_records_round_trip(tokenizer, tmp_path):
-    from bert import input_pipeline
-
     sentence = ner_data.Sentence(["the", "dogs"], ["O", "B-X"], "f", [1, 2])
     windows = ner_data.make_windows([sentence], ["O", "B-X", "I-X"], tokenizer, 8, 4)
     path = str(tmp_path / "r.tf_record")

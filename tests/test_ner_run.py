@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from bert import estimator_utils, export, ner_data, ner_run
+from bert import estimator_utils, export, ner_run
 from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 from bert.performance import PerformanceSettings
