@@ -157,7 +157,7 @@ class _Phase:
         tf.logging.info("  Num examples = %d", len(examples))
         tf.logging.info("  Batch size = %d", batch_size)
         tf.logging.info("  Num steps = %d", num_train_steps)
-        start_step = _global_step(self.options.output_dir)
+        start_step = estimator_utils.checkpoint_global_step(self.options.output_dir)
         start = time.time()
         self.estimator.train(input_fn=self._input_fn(path, is_training=True), max_steps=num_train_steps)
         seconds = time.time() - start
@@ -207,10 +207,3 @@ class _Phase:
         """Exports the newest fine-tuned checkpoint (else `init_checkpoint`) as a SavedModel; returns its path."""
         spec = classifier_data.classifier_feature_spec(self.options.max_seq_length, self.processor.is_regression)
         return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint)
-
-
-def _global_step(output_dir: str) -> int:
-    latest = tf.train.latest_checkpoint(output_dir)
-    if not latest:
-        return 0
-    return int(tf.train.load_variable(latest, tf.GraphKeys.GLOBAL_STEP))

@@ -276,6 +276,14 @@ def read_key_value_results(path: str) -> Dict[str, str]:
     return results
 
 
+def checkpoint_global_step(model_dir: str) -> int:
+    """The global step of the newest checkpoint in `model_dir`; 0 when there is none (training starts afresh)."""
+    latest = tf.train.latest_checkpoint(model_dir) if tf.io.gfile.exists(model_dir) else None
+    if not latest:
+        return 0
+    return int(tf.train.load_variable(latest, tf.GraphKeys.GLOBAL_STEP))
+
+
 def steps_for(num_examples: int, batch_size: int, num_epochs: float) -> int:
     """Training steps for `num_epochs` passes (the original's int(n / batch * epochs))."""
     return int(num_examples / batch_size * num_epochs)
