@@ -13,6 +13,7 @@ COMMANDS = {
     "bert-tf-extract-features": "bert.extract_features:main",
     "bert-tf-run-classifier-with-tfhub": "bert.run_classifier_with_tfhub:main",
     "bert-tf-export-hub-module": "bert.export_hub_module:main",
+    "bert-tf-run-ner": "bert.run_ner:main",
 }
 
 setup(

@@ -223,7 +223,7 @@ def sentence_windows(sentence_index: int, sentence: Sentence, label_map: Optiona
         word_positions = {}
         for word_index, piece_index in enumerate(first_piece):
             inside = span.start <= piece_index < span.start + span.length
-            if inside and squad._check_is_max_context(doc_spans, span_index, piece_index):
+            if inside and squad.is_max_context(doc_spans, span_index, piece_index):
                 position = piece_index - span.start + 1  # +1 for [CLS]
                 word_positions[word_index] = position
                 label_weights[position] = 1

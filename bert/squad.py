@@ -266,7 +266,7 @@ def make_doc_spans(num_doc_tokens: int, max_tokens_for_doc: int, doc_stride: int
     return doc_spans
 
 
-def _check_is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
+def is_max_context(doc_spans: Sequence[DocSpan], cur_span_index: int, position: int) -> bool:
     """Whether window `cur_span_index` is the best one to score the token at document `position`.
 
     A token seen in several windows is scored where it has the most context: the largest minimum of its left and
@@ -311,7 +311,7 @@ def _window_tokens(query_tokens: Sequence[str], all_doc_tokens: Sequence[str], t
     token_is_max_context = {}
     for split_token_index in range(doc_span.start, doc_span.start + doc_span.length):
         token_to_orig_map[len(tokens)] = tok_to_orig_index[split_token_index]
-        token_is_max_context[len(tokens)] = _check_is_max_context(doc_spans, span_index, split_token_index)
+        token_is_max_context[len(tokens)] = is_max_context(doc_spans, span_index, split_token_index)
         tokens.append(all_doc_tokens[split_token_index])
         segment_ids.append(1)
     tokens.append("[SEP]")

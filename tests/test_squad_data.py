@@ -152,10 +152,10 @@ def test_doc_spans_and_max_context_follow_the_original():
     spans = squad.make_doc_spans(num_doc_tokens=10, max_tokens_for_doc=4, doc_stride=3)
     assert spans == [squad.DocSpan(0, 4), squad.DocSpan(3, 4), squad.DocSpan(6, 4)]
     # Token 3 ends span 0 and starts span 1: both give it no context on one side, so the earlier span keeps it.
-    assert squad._check_is_max_context(spans, 0, 3)
-    assert not squad._check_is_max_context(spans, 1, 3)
+    assert squad.is_max_context(spans, 0, 3)
+    assert not squad.is_max_context(spans, 1, 3)
     # Token 4: span 1 has left 1 / right 2 context, span 0 does not contain it.
-    assert squad._check_is_max_context(spans, 1, 4)
+    assert squad.is_max_context(spans, 1, 4)
     assert squad.make_doc_spans(0, 4, 3) == []
 
 
