@@ -83,6 +83,7 @@ def define_flags() -> None:
     flags.DEFINE_enum("npz_dtype", "float32", feature_extraction.NPZ_DTYPES,
                       "[New] Value type of --output_format=npz; float16 halves the file.")
     common_flags.define_performance_flags(training=False)
+    common_flags.define_dynamic_padding_flag()
 
 
 def extract_from_flags() -> None:
@@ -100,7 +101,8 @@ def extract_from_flags() -> None:
         use_tpu=FLAGS.use_tpu,
         master=FLAGS.master,
         num_tpu_cores=FLAGS.num_tpu_cores,
-        performance=PerformanceSettings.from_flags(FLAGS))
+        performance=PerformanceSettings.from_flags(FLAGS),
+        dynamic_padding=FLAGS.dynamic_padding)
     feature_extraction.write_features_file(extractor, FLAGS.input_file, FLAGS.output_file,
                                            output_format=FLAGS.output_format, npz_dtype=FLAGS.npz_dtype)
 

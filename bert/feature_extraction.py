@@ -11,12 +11,16 @@ Three ways out:
     with every value printed as `json.dumps(round(float(x), 6))` would print it.
   * `output_format="npz"`: one zip of arrays (see `NpzFeatureWriter`), float32 or float16, a fraction of the size.
 
-Why it is faster than the original with the same output:
-  * lines are sorted by length inside windows of a few batches, and each batch is cut after its longest line,
-    so the encoder does not run over padding (padding is masked out of attention, so real tokens' outputs
-    stay the same up to float rounding; on TPU, which needs static shapes, batches keep max_seq_length);
-  * JSON numbers are formatted by numpy table look-ups instead of one Python `round` + `repr` per value;
-  * results are written as they arrive, in input order, through a small reorder buffer.
+By default the batches are the original's: lines in input order, `batch_size` lines of `max_seq_length`
+tokens each (the last batch holds the rest), so every matrix product has the original's shapes and the values,
+hence the JSON lines, are bit-identical to the original's. Opt-in `dynamic_padding=True` (`--dynamic_padding`)
+is faster: lines are sorted by length inside windows of a few batches and each batch is cut after its longest
+line, so the encoder does not run over padding. Padding is masked out of attention, so real tokens' values stay
+the same up to float rounding of the other matrix shapes (see docs/what_is_tested.md for the measured
+difference); on TPU, which needs static shapes, batches always keep max_seq_length.
+
+In both modes JSON numbers are formatted by numpy table look-ups instead of one Python `round` + `repr` per value,
+and results are written as they arrive, in input order, through a small reorder buffer.
 
 Empty input lines are kept: like the original, each gets a record with only `[CLS]` and `[SEP]`, so
 `linex_index` always equals the 0-based line number; a warning lists them.
@@ -324,7 +328,8 @@ class FeatureExtractor:
                  use_tpu: bool = False,
                  master: Optional[str] = None,
                  num_tpu_cores: int = 8,
-                 performance: Optional[PerformanceSettings] = None):
+                 performance: Optional[PerformanceSettings] = None,
+                 dynamic_padding: bool = False):
         """Reads the config and vocabulary and validates every setting before any model work.
 
         Args:
@@ -338,6 +343,8 @@ class FeatureExtractor:
           use_one_hot_embeddings: look up word embeddings by one-hot matmul (faster on TPU).
           use_tpu, master, num_tpu_cores: run on a TPU (then batches keep the full max_seq_length).
           performance: [new] precision and XLA of the prediction graph; the default is the original's float32.
+          dynamic_padding: [new] length-sorted batches cut to their longest line: faster, values equal up to
+            float rounding. False (the default) runs the original's batches, for bit-identical values.
 
         Raises:
           FileNotFoundError: the config, checkpoint or vocabulary is missing.
@@ -367,6 +374,7 @@ class FeatureExtractor:
         self.num_tpu_cores = num_tpu_cores
         self.performance = performance or PerformanceSettings()
         self.performance.validate(use_tpu)
+        self.dynamic_padding = dynamic_padding and not use_tpu
 
     @property
     def hidden_size(self) -> int:
@@ -382,7 +390,11 @@ class FeatureExtractor:
         if not features:
             return
         with tempfile.TemporaryDirectory(prefix="bert_features_") as work_dir:
-            order = length_sorted_order([len(f.tokens) for f in features], SORT_WINDOW_BATCHES * self.batch_size)
+            if self.dynamic_padding:
+                order = length_sorted_order([len(f.tokens) for f in features],
+                                            SORT_WINDOW_BATCHES * self.batch_size)
+            else:
+                order = range(len(features))
             record_file = os.path.join(work_dir, "features.tf_record")
             input_pipeline.write_tfrecord(record_file, (_record_row(i, features[i]) for i in order),
                                           feature_spec(self.max_seq_length))
@@ -392,7 +404,7 @@ class FeatureExtractor:
                 estimator_utils.RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
                                             num_tpu_cores=self.num_tpu_cores, performance=self.performance),
                 predict_batch_size=self.batch_size)
-            input_fn = input_fn_builder(record_file, self.max_seq_length, trim_padding=not self.use_tpu)
+            input_fn = input_fn_builder(record_file, self.max_seq_length, trim_padding=self.dynamic_padding)
             results = estimator.predict(input_fn, yield_single_examples=True)
             yield from _in_input_order(results, features)
 
@@ -405,13 +417,14 @@ def extract_features(texts: Sequence[TextOrPair],
                      max_seq_length: int = 128,
                      batch_size: int = 32,
                      do_lower_case: bool = True,
-                     performance: Optional[PerformanceSettings] = None) -> List[Tuple[List[str], np.ndarray]]:
+                     performance: Optional[PerformanceSettings] = None,
+                     dynamic_padding: bool = False) -> List[Tuple[List[str], np.ndarray]]:
     """Per-token outputs of the chosen encoder layers for each text, without writing any file.
 
     Args:
       texts: strings, or (text_a, text_b) tuples for sentence pairs.
-      bert_config, init_checkpoint, vocab_file, layers, max_seq_length, batch_size, do_lower_case, performance:
-        see `FeatureExtractor`.
+      bert_config, init_checkpoint, vocab_file, layers, max_seq_length, batch_size, do_lower_case, performance,
+        dynamic_padding: see `FeatureExtractor`.
 
     Returns:
       For each text, in order: (tokens including [CLS]/[SEP], float32 array [num_layers, num_tokens, hidden]),
@@ -419,7 +432,7 @@ def extract_features(texts: Sequence[TextOrPair],
     """
     extractor = FeatureExtractor(bert_config, init_checkpoint, vocab_file, layers=layers,
                                  max_seq_length=max_seq_length, batch_size=batch_size, do_lower_case=do_lower_case,
-                                 performance=performance)
+                                 performance=performance, dynamic_padding=dynamic_padding)
     features = extractor.convert(examples_from_texts(texts))
     return [(feature.tokens, outputs) for feature, outputs in extractor.run(features)]
 

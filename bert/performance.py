@@ -21,6 +21,7 @@ from typing import Iterator, List, Optional
 
 import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
+from tensorflow.python.client import pywrap_tf_session
 
 PRECISIONS = ("fp32", "fp16", "bf16")
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
@@ -134,10 +135,11 @@ def _add_to_env_list(name: str, items: List[str]) -> None:
 
 def _enable_xla(config: tf.ConfigProto) -> None:
     config.graph_options.optimizer_options.global_jit_level = tf.OptimizerOptions.ON_1
-    # Read once, when TensorFlow first clusters a graph for XLA: set it before the first session runs.
+    # TF_XLA_FLAGS is parsed once per process, usually before this runs: also set the parsed flag itself.
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if _XLA_CPU_FLAG not in flags.split():
         os.environ["TF_XLA_FLAGS"] = f"{flags} {_XLA_CPU_FLAG}".strip()
+    pywrap_tf_session.TF_SetTfXlaCpuGlobalJit(True)
 
 
 # --- Data-parallel training -------------------------------------------------------------------------------------

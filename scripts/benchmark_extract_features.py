@@ -6,12 +6,11 @@ Example (the real MiniLM as an original-format checkpoint, 400 MRPC dev sentence
   python scripts/convert_hf_checkpoint.py --input_dir=$MINILM_HF_DIR --output_dir=/tmp/minilm
   python scripts/benchmark_extract_features.py --bert_config_file=/tmp/minilm/bert_config.json \
       --vocab_file=/tmp/minilm/vocab.txt --init_checkpoint=/tmp/minilm/bert_model.ckpt \
-      --original_command="python /tmp/shim/run_original_extract_features.py"
+      --original_command="python tests/original_tf1.py /tmp/google-bert extract_features.py"
 
 `--original_command` is run with the original's flags appended. The original is TF1 code (tf.contrib,
-tf.flags); under TF 2 it needs a small launcher that installs tf.compat.v1 (with v2 behaviour disabled) as
-`tensorflow`, maps tf.contrib.tpu.* to tf.estimator.tpu.*, tf.contrib.layers.layer_norm to an equivalent
-and tf.flags to absl.flags, then runs its main. Keep that launcher outside the project.
+tf.flags); tests/original_tf1.py runs it unchanged under TF 2 (a checkout of google-research/bert in
+/tmp/google-bert). Add --dynamic_padding to time our faster opt-in batching.
 """
 
 import json
@@ -46,6 +45,7 @@ flags.DEFINE_string("original_command", None,
                     "Command running the extractor to compare with (gets the original's flags); omit to time "
                     "only ours.")
 flags.DEFINE_bool("time_npz", True, "Also time our --output_format=npz.")
+flags.DEFINE_bool("dynamic_padding", False, "Run ours with --dynamic_padding (length-sorted, trimmed batches).")
 flags.DEFINE_string("work_dir", None, "Where inputs and outputs go; default a temporary folder, removed after.")
 flags.mark_flags_as_required(["bert_config_file", "vocab_file", "init_checkpoint"])
 
@@ -139,12 +139,12 @@ def run_benchmark(work_dir: str) -> None:
         report("original jsonl", *baseline, num_lines, original_output, None)
 
     ours_output = os.path.join(work_dir, "ours.jsonl")
-    ours = timed_run([sys.executable, EXTRACT_FEATURES] + extractor_flags(input_file, ours_output))
+    ours_command = [sys.executable, EXTRACT_FEATURES] + (["--dynamic_padding"] if FLAGS.dynamic_padding else [])
+    ours = timed_run(ours_command + extractor_flags(input_file, ours_output))
     report("ours jsonl", *ours, num_lines, ours_output, baseline)
     if FLAGS.time_npz:
         npz_output = os.path.join(work_dir, "ours.npz")
-        npz = timed_run([sys.executable, EXTRACT_FEATURES, "--output_format=npz"]
-                        + extractor_flags(input_file, npz_output))
+        npz = timed_run(ours_command + ["--output_format=npz"] + extractor_flags(input_file, npz_output))
         report("ours npz", *npz, num_lines, npz_output, baseline)
     if FLAGS.original_command:
         print(f"outputs: {compare_jsonl(ours_output, original_output)}")

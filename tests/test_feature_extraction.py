@@ -177,11 +177,12 @@ def test_length_sorted_order_sorts_inside_windows_only():
 
 @pytest.fixture(scope="module")
 def tiny_jsonl(tiny_model_dir, tmp_path_factory):
-    """JSON lines of TINY_LINES (windows of 2 batches of 2 lines, so sorting and reordering both happen)."""
+    """JSON lines of TINY_LINES with --dynamic_padding (windows of 2 batches of 2 lines, so sorting and
+    reordering both happen)."""
     folder = tmp_path_factory.mktemp("tiny_features")
     input_file = write_lines(folder / "in.txt", TINY_LINES)
     output_file = str(folder / "out.jsonl")
-    extractor = tiny_extractor(tiny_model_dir)
+    extractor = tiny_extractor(tiny_model_dir, dynamic_padding=True)
     window = feature_extraction.SORT_WINDOW_BATCHES
     feature_extraction.SORT_WINDOW_BATCHES = 2
     try:

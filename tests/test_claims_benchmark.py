@@ -1,0 +1,47 @@
+"""README's original-vs-ours benchmark rows: the benchmark measuring the real original files, unchanged.
+
+tests/test_benchmark.py checks the loader with stand-in files written by the test; this one runs the command a
+user runs for the "original" rows, on a real checkout of google-research/bert named by ORIGINAL_BERT_DIR
+(skipped without it):
+
+    git clone https://github.com/google-research/bert /tmp/google-bert
+    ORIGINAL_BERT_DIR=/tmp/google-bert python -m pytest tests/test_claims_benchmark.py
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bert import benchmark
+from conftest import REPO_ROOT
+
+ORIGINAL_BERT_DIR = os.environ.get("ORIGINAL_BERT_DIR")
+pytestmark = pytest.mark.skipif(not ORIGINAL_BERT_DIR,
+                                reason="set ORIGINAL_BERT_DIR to a checkout of google-research/bert")
+
+
+def test_the_original_files_are_loaded_unchanged():
+    original = benchmark.load_original(ORIGINAL_BERT_DIR)
+    for module, name in ((original.modeling, "modeling.py"), (original.optimization, "optimization.py")):
+        assert os.path.samefile(module.__file__, os.path.join(ORIGINAL_BERT_DIR, name))
+    assert original.modeling.BertModel.__module__ == original.modeling.__name__  # their class, not ours
+
+
+@pytest.mark.parametrize("code", ["ours", "original"])
+def test_benchmark_script_prints_the_row_of_each_code(tmp_path, code):
+    output_json = tmp_path / "results.jsonl"
+    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "benchmark.py"), "--preset=tiny",
+               "--max_seq_length=16", "--batch_size=4", "--num_runs=1", "--num_warmup_runs=0", "--matmul_size=128",
+               f"--output_json={output_json}"]
+    if code == "original":
+        command.append(f"--original_bert_dir={ORIGINAL_BERT_DIR}")
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2"))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    rows = [line for line in completed.stdout.splitlines() if line.startswith(f"| {code} | tiny |")]
+    assert len(rows) == 1, completed.stdout
+    result = json.loads(output_json.read_text().splitlines()[-1])
+    assert result["train_examples_per_second"] > 0
