@@ -6,6 +6,7 @@ bounded independently of the corpus size (see bert/pretraining_sharded.py for ho
 Importing this module defines no flags; `main()` defines them and runs the generation.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 import logging
 
 from absl import flags

@@ -9,8 +9,8 @@ One text per line; "text a ||| text b" is a sentence pair. Empty lines get a rec
 Importing this module defines no flags; `main()` defines them and runs `bert.feature_extraction`.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
-import tensorflow.compat.v1 as tf
 
 from bert import common_flags, feature_extraction
 from bert.performance import PerformanceSettings
@@ -40,7 +40,6 @@ def define_flags() -> None:
 
 def extract_from_flags() -> None:
     """Runs the extraction the flags describe and writes the output file."""
-    tf.logging.set_verbosity(tf.logging.INFO)
     extractor = feature_extraction.FeatureExtractor(
         bert_config=FLAGS.bert_config_file,
         init_checkpoint=FLAGS.init_checkpoint,

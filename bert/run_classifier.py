@@ -5,6 +5,7 @@
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.classifier_run`.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 
 from bert import classifier_data, classifier_run, common_flags

@@ -4,6 +4,7 @@ Training resumes from the newest checkpoint in --output_dir; evaluation writes o
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.pretraining`.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 
 from bert import common_flags, pretraining

@@ -3,6 +3,7 @@
 Importing this module defines no flags; `main()` defines them and runs the job of `bert.squad_run`.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 
 from bert import common_flags, squad_run
