@@ -162,7 +162,6 @@ def _check_config_values(config: BertConfig) -> None:
             raise ValueError(f"it lacks \"{name}\"")
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise ValueError(f"\"{name}\" must be a positive integer, got {value!r}")
-    check_heads_divide_hidden_size(config.hidden_size, config.num_attention_heads)
     get_activation(config.hidden_act)
 
 
