@@ -84,7 +84,8 @@ def _classifier(w, *extra, data="good_data", **overrides):
 
 def _squad(w, *extra, **overrides):
     values = dict(vocab_file=w["vocab"], bert_config_file=w["config"], init_checkpoint=w["ckpt"],
-                  output_dir=os.path.join(w["root"], "out_squad"), max_seq_length="32", do_predict="true",
+                  output_dir=os.path.join(w["root"], "out_squad"), max_seq_length="32", max_query_length="8",
+                  do_predict="true",
                   predict_file=w["squad"])
     values.update(overrides)
     return ("run_squad", [f"--{k}={v}" for k, v in values.items() if v is not None] + list(extra))
@@ -93,7 +94,7 @@ def _squad(w, *extra, **overrides):
 def _extract(w, **overrides):
     values = dict(input_file=w["lines"], output_file=os.path.join(w["root"], "features.jsonl"),
                   vocab_file=w["vocab"], bert_config_file=w["config"], init_checkpoint=w["ckpt"],
-                  max_seq_length="16")
+                  max_seq_length="16", layers="-1,-2")
     values.update(overrides)
     return ("extract_features", [f"--{k}={v}" for k, v in values.items()])
 
