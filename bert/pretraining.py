@@ -284,8 +284,6 @@ def _check_options(options: PretrainingOptions) -> None:
         raise UserError(f"do_train needs num_train_steps >= 1, got {options.num_train_steps}")
     if options.do_eval and options.max_eval_steps < 1:
         raise UserError(f"do_eval needs max_eval_steps >= 1, got {options.max_eval_steps}")
-    if options.do_eval and not options.do_train:
-        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval")
 
 
 def _check_model_fits(options: PretrainingOptions, bert_config: modeling.BertConfig) -> None:

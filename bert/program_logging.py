@@ -3,7 +3,7 @@
 By default a program shows its own lines and TensorFlow's warnings that matter, each once. Hidden: TensorFlow's
 C++ start-up lines (oneDNN, CUDA, TensorRT: they are printed while `import tensorflow` runs, so
 TF_CPP_MIN_LOG_LEVEL is set here, before that import), its deprecation warnings and the Estimator's internal
-INFO lines (RunConfig dump, "Calling model_fn", ...). absl's `--verbosity=1` (or `-v 1`) shows all of them in
+INFO lines (RunConfig dump, "Calling model_fn", ...) except those saying which checkpoint is saved or restored. absl's `--verbosity=1` (or `-v 1`) shows all of them in
 absl's long format; a TF_CPP_MIN_LOG_LEVEL already set in the environment is left as it is. Library users who
 import `bert` in their own code are not affected: only the program modules import this one.
 """
@@ -20,6 +20,8 @@ _SHORT_FORMAT = "%(levelname).1s %(asctime)s %(message)s"
 _NOISY_WARNINGS = re.compile(
     r"is deprecated|eval_on_tpu ignored|includes params argument, but params are not passed|"
     r"Using temporary folder as model directory")
+# TensorFlow's INFO lines that say where checkpoints go and come from: kept (one per checkpoint).
+_USEFUL_INFO = re.compile(r"^(Saving checkpoints for \d+ into|Restoring parameters from) ")
 
 
 def verbose_requested(argv: Sequence[str]) -> bool:
@@ -64,7 +66,7 @@ class TensorFlowNoiseFilter(logging.Filter):
         if _NOISY_WARNINGS.search(record.getMessage()):
             return False
         internal = os.path.realpath(record.pathname).startswith(self._internal_dirs)
-        return not internal or record.levelno >= logging.WARNING
+        return not internal or record.levelno >= logging.WARNING or bool(_USEFUL_INFO.match(record.getMessage()))
 
 
 _FILTER = TensorFlowNoiseFilter()

@@ -74,10 +74,10 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
         raise UserError("If `do_train` is True, then `train_file` must be specified.")
     if options.do_predict and not options.predict_file:
         raise UserError("If `do_predict` is True, then `predict_file` must be specified.")
-    if options.do_predict and not options.do_train:
-        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
     modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
     squad.check_window_settings(options.max_seq_length, options.doc_stride, options.max_query_length)
+    if options.do_predict and not options.do_train:
+        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
 
 
 def run(options: SquadOptions) -> Optional[Dict[str, str]]:
