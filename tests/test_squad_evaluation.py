@@ -91,6 +91,27 @@ def test_v2_missing_prediction_counts_as_wrong(capsys):
     assert "1 of 5 questions have no prediction and will receive score 0 (a1)" in capsys.readouterr().err
 
 
+def test_extra_predictions_are_ignored_and_missing_ones_score_zero_as_official(capsys):
+    # Official v1.1: total counts every question of the data file; ids not in it are never looked at.
+    predictions = {"q1": "eiffel tower", "q2": "Paris", "zz": "x", "yy": "y"}
+    results = squad_evaluation.evaluate_v1(dataset(V1_QUESTIONS, "1.1")["data"], predictions)
+    assert results == {"exact_match": 25.0, "f1": pytest.approx(100.0 * (1 + 2 / 3) / 4)}
+    err = capsys.readouterr().err
+    assert "Ignoring 2 predictions for question ids that are not in the data file (zz, yy)" in err
+    assert "2 of 4 questions have no prediction and will receive score 0 (q3, q4)" in err
+    # Official v2.0 with extra ids in the predictions and na_prob files: the same numbers as without them.
+    data = dataset(V2_QUESTIONS, "v2.0")["data"]
+    with_extra = squad_evaluation.evaluate_v2(data, dict(V2_PREDICTIONS, zz="x"), dict(NA_PROBS, zz=0.0))
+    assert with_extra == squad_evaluation.evaluate_v2(data, V2_PREDICTIONS, NA_PROBS)
+    assert (with_extra["exact"], with_extra["best_exact"], with_extra["best_f1_thresh"]) == (40.0, 60.0, 0.3)
+    # A data file holding part of the dev set, scored with the whole set's predictions: a1 and n1 are right.
+    part = dataset([("a1", ["Denver Broncos", "the Broncos"]), ("n1", [])], "v2.0")["data"]
+    results = squad_evaluation.evaluate_v2(part, V2_PREDICTIONS, NA_PROBS)
+    assert (results["exact"], results["f1"], results["total"]) == (100.0, 100.0, 2)
+    assert (results["HasAns_total"], results["NoAns_total"]) == (1, 1)
+    assert (results["best_exact"], results["best_exact_thresh"]) == (100.0, 0.1)
+
+
 def test_only_predictions_sharing_no_id_are_an_error():
     with pytest.raises(ValueError, match=r"the predictions file shares no question id with the data file"):
         squad_evaluation.evaluate_v1(dataset(V1_QUESTIONS, "1.1")["data"], {"q9": "x"})
