@@ -88,5 +88,3 @@ def test_predict_with_fine_tuned_checkpoint_in_fresh_output_dir(trained):
     in_fresh_dir = np.loadtxt(str(fresh / "test_results.tsv"), delimiter="\t")
     assert in_fresh_dir.shape == (5, 2)
     np.testing.assert_allclose(in_fresh_dir, in_training_dir, atol=1e-6)
-    # The tiny model learnt something, so equal probabilities are not those of the random initial weights.
-    assert not np.allclose(in_training_dir, 0.5, atol=1e-3)
