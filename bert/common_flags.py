@@ -51,7 +51,7 @@ def define_run_flags() -> None:
     flags.DEFINE_integer("seed", None, "[New] Random seed for TF ops and data shuffling; makes a run repeatable.")
     flags.DEFINE_integer("log_every_steps", 0,
                          "[New] Print a progress line (step/total, mean loss, learning rate, examples/s, ETA) every "
-                         "this many training steps; 0 = about 20 lines per run (total steps / 20).")
+                         "this many training steps; 0 = at most about 20 lines per run (total steps / 20, rounded up).")
 
 
 def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> None:

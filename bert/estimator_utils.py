@@ -292,8 +292,9 @@ def train_spec(loss: tf.Tensor, learning_rate: float, num_train_steps: int, num_
 
 
 def progress_interval(every_steps: int, total_steps: int) -> int:
-    """Steps between progress lines: `every_steps`, or with 0 about a twentieth of the run (at least 1)."""
-    return every_steps if every_steps > 0 else max(1, total_steps // 20)
+    """Steps between progress lines: `every_steps`, or with 0 a twentieth of the run rounded up (at most 20
+    lines, plus one for a last partial interval)."""
+    return every_steps if every_steps > 0 else max(1, -(-total_steps // 20))
 
 
 def _duration(seconds: float) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from bert import estimator_utils
 from cli_helpers import run_script
 from conftest import make_tiny_model_dir
 from test_classifier_run import write_mrpc_like
@@ -88,3 +89,11 @@ def test_predict_with_fine_tuned_checkpoint_in_fresh_output_dir(trained):
     in_fresh_dir = np.loadtxt(str(fresh / "test_results.tsv"), delimiter="\t")
     assert in_fresh_dir.shape == (5, 2)
     np.testing.assert_allclose(in_fresh_dir, in_training_dir, atol=1e-6)
+
+
+@pytest.mark.parametrize("every,total,expected", [(0, 30, 2), (0, 12, 1), (0, 343, 18), (0, 40, 2), (7, 30, 7)])
+def test_default_progress_interval_gives_at_most_twenty_lines(every, total, expected):
+    interval = estimator_utils.progress_interval(every, total)
+    assert interval == expected
+    if every == 0:
+        assert total // interval <= 20
