@@ -5,7 +5,8 @@ C++ start-up lines (oneDNN, CUDA, TensorRT: they are printed while `import tenso
 TF_CPP_MIN_LOG_LEVEL is set here, before that import), its deprecation warnings and the Estimator's internal
 INFO lines (RunConfig dump, "Calling model_fn", ...) except those saying which checkpoint is saved or restored. absl's `--verbosity=1` (or `-v 1`) shows all of them in
 absl's long format; a TF_CPP_MIN_LOG_LEVEL already set in the environment is left as it is. Library users who
-import `bert` in their own code are not affected: only the program modules import this one.
+import `bert` in their own code are not affected: only the program modules (and bert.common_flags, their flag
+groups) import this one.
 """
 
 import importlib.util
