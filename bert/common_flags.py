@@ -204,7 +204,7 @@ def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
     try:
         return FLAGS(argv)
     except flags.Error as error:
-        report_error(f"{error} (see --helpshort for the flags)")
+        report_error(f"{error} (--helpfull lists the flags)")
 
 
 def run_program(program_main: Callable[[], None], required_flags: Sequence[str] = ()) -> None:
