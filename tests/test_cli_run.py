@@ -3,7 +3,6 @@ progress lines), the TensorBoard summaries of loss and learning rate, and the RE
 output_dir with --init_checkpoint=<training output_dir>/model.ckpt-N gives the training run's probabilities)."""
 
 import glob
-import os
 import re
 
 import numpy as np
@@ -21,7 +20,7 @@ PROGRESS = re.compile(r"step (\d+)/(\d+)  loss (\d+\.\d+)  lr (\S+)  (\d+\.\d) e
 
 
 def _command(model_dir, data_dir, output_dir, *extra):
-    return [f"--task_name=MRPC", f"--data_dir={data_dir}", f"--vocab_file={model_dir}/vocab.txt",
+    return ["--task_name=MRPC", f"--data_dir={data_dir}", f"--vocab_file={model_dir}/vocab.txt",
             f"--bert_config_file={model_dir}/bert_config.json", f"--output_dir={output_dir}",
             "--max_seq_length=16", f"--train_batch_size={BATCH}", f"--num_train_epochs={EPOCHS}",
             "--predict_batch_size=3", "--learning_rate=1e-3", "--seed=5", *extra]
