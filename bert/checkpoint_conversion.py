@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from bert.errors import UserError, UserFileNotFoundError
+
 HF_CONFIG_FILE = "config.json"
 HF_WEIGHTS_FILE = "model.safetensors"
 VOCAB_FILE = "vocab.txt"
@@ -65,18 +67,18 @@ def _read_safetensors_header(path: str) -> Tuple[dict, int]:
     with open(path, "rb") as f:
         length_bytes = f.read(_HEADER_LENGTH_BYTES)
         if len(length_bytes) < _HEADER_LENGTH_BYTES:
-            raise ValueError(f"{path}: not a safetensors file (only {file_size} bytes)")
+            raise UserError(f"{path}: not a safetensors file (only {file_size} bytes)")
         (header_length,) = struct.unpack("<Q", length_bytes)
         if header_length > file_size - _HEADER_LENGTH_BYTES:
-            raise ValueError(f"{path}: not a safetensors file (header length {header_length} exceeds the file "
+            raise UserError(f"{path}: not a safetensors file (header length {header_length} exceeds the file "
                              f"size {file_size})")
         header_bytes = f.read(header_length)
     try:
         header = json.loads(header_bytes.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path}: not a safetensors file (header is not JSON: {error})") from None
+        raise UserError(f"{path}: not a safetensors file (header is not JSON: {error})") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path}: not a safetensors file (header is not a JSON object)")
+        raise UserError(f"{path}: not a safetensors file (header is not a JSON object)")
     return header, _HEADER_LENGTH_BYTES + header_length
 
 
@@ -85,14 +87,14 @@ def _decode_tensor(path: str, name: str, entry: Mapping, data: np.ndarray) -> np
     try:
         dtype_name, shape, (begin, end) = entry["dtype"], [int(d) for d in entry["shape"]], entry["data_offsets"]
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"{path}: malformed header entry for tensor {name!r}: {entry!r}") from None
+        raise UserError(f"{path}: malformed header entry for tensor {name!r}: {entry!r}") from None
     if dtype_name not in _SAFETENSORS_DTYPES:
-        raise ValueError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name} "
+        raise UserError(f"{path}: tensor {name!r} has unsupported dtype {dtype_name} "
                          f"(supported: {', '.join(_SAFETENSORS_DTYPES)})")
     dtype = _SAFETENSORS_DTYPES[dtype_name]
     expected_bytes = math.prod(shape) * dtype.itemsize
     if not 0 <= begin <= end <= data.size or end - begin != expected_bytes:
-        raise ValueError(f"{path}: tensor {name!r} has data_offsets [{begin}, {end}] inconsistent with shape "
+        raise UserError(f"{path}: tensor {name!r} has data_offsets [{begin}, {end}] inconsistent with shape "
                          f"{shape}, dtype {dtype_name} and a data section of {data.size} bytes")
     values = data[begin:end].view(dtype).reshape(shape)
     if dtype_name == "F16":
@@ -153,11 +155,11 @@ def bert_config_from_hf(hf_config: Mapping) -> Dict:
     _check_supported_architecture(hf_config)
     missing = [key for key in BERT_CONFIG_KEYS if key not in hf_config]
     if missing:
-        raise ValueError(f"config.json lacks the BERT settings: {', '.join(missing)}")
+        raise UserError(f"config.json lacks the BERT settings: {', '.join(missing)}")
     config = {key: hf_config[key] for key in BERT_CONFIG_KEYS}
     activation = str(config["hidden_act"]).lower()
     if activation not in _HIDDEN_ACTS:
-        raise ValueError(f"unsupported setting hidden_act={config['hidden_act']!r} "
+        raise UserError(f"unsupported setting hidden_act={config['hidden_act']!r} "
                          f"(supported: {', '.join(_HIDDEN_ACTS)})")
     config["hidden_act"] = _HIDDEN_ACTS[activation]
     return config
@@ -167,14 +169,14 @@ def _check_supported_architecture(hf_config: Mapping) -> None:
     """Raises ValueError naming the first setting that the original BertModel does not implement."""
     for key, required in _REQUIRED_HF_SETTINGS.items():
         if key in hf_config and hf_config[key] != required:
-            raise ValueError(f"unsupported setting {key}={hf_config[key]!r} (only {required!r} is supported)")
+            raise UserError(f"unsupported setting {key}={hf_config[key]!r} (only {required!r} is supported)")
     architectures = hf_config.get("architectures") or []
     not_bert = [name for name in architectures if not str(name).startswith("Bert")]
     if not_bert:
-        raise ValueError(f"unsupported setting architectures={architectures!r} (only BERT models, Bert*)")
+        raise UserError(f"unsupported setting architectures={architectures!r} (only BERT models, Bert*)")
     eps = hf_config.get("layer_norm_eps", _LAYER_NORM_EPS)
     if not isinstance(eps, (int, float)) or not math.isclose(eps, _LAYER_NORM_EPS, rel_tol=1e-6, abs_tol=0.0):
-        raise ValueError(f"unsupported setting layer_norm_eps={eps!r} (the original BERT uses {_LAYER_NORM_EPS})")
+        raise UserError(f"unsupported setting layer_norm_eps={eps!r} (the original BERT uses {_LAYER_NORM_EPS})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -278,7 +280,7 @@ def map_hf_tensors(tensors: Mapping[str, np.ndarray], config: Mapping) -> Dict[s
     found = {source: _first_present(tensors, source.hf_names) for source in sources}
     missing = [source.hf_names[0] for source, hf_name in found.items() if hf_name is None]
     if missing:
-        raise ValueError(f"the HF weights lack {len(missing)} tensor(s) of the BERT model: {', '.join(missing)}")
+        raise UserError(f"the HF weights lack {len(missing)} tensor(s) of the BERT model: {', '.join(missing)}")
     _check_shapes_and_dtypes(tensors, found)
     _warn_about_unused(tensors, set(found.values()))
     return {source.variable: _to_variable_value(tensors[hf_name], source.transpose)
@@ -299,7 +301,7 @@ def _check_shapes_and_dtypes(tensors: Mapping[str, np.ndarray], found: Mapping[_
         elif not np.issubdtype(value.dtype, np.floating):
             problems.append(f"{hf_name} has dtype {value.dtype}, expected floating point")
     if problems:
-        raise ValueError("the HF weights do not fit config.json: " + "; ".join(problems))
+        raise UserError("the HF weights do not fit config.json: " + "; ".join(problems))
 
 
 def _warn_about_unused(tensors: Mapping[str, np.ndarray], used: set) -> None:
@@ -351,9 +353,9 @@ def convert_hf_checkpoint(input_dir: str, output_dir: str, overwrite: bool = Fal
       `--init_checkpoint`.
 
     Raises:
-      FileNotFoundError: `input_dir` or one of its three files is missing.
-      FileExistsError: `output_dir` already holds a checkpoint, config or vocab and `overwrite` is False.
-      ValueError: unsupported model settings, missing or misshapen tensors, a vocab larger than vocab_size.
+      UserError (a ValueError; UserFileNotFoundError, also a FileNotFoundError, when `input_dir` or one of its
+        three files is missing): `output_dir` already holds a checkpoint, config or vocab and `overwrite` is
+        False; unsupported model settings, missing or misshapen tensors, a vocab larger than vocab_size.
     """
     config_path, weights_path, vocab_path = _input_files(input_dir)
     _check_output_dir(input_dir, output_dir, overwrite)
@@ -385,22 +387,22 @@ def output_files(output_dir: str) -> List[str]:
 def _input_files(input_dir: str) -> Tuple[str, str, str]:
     """Paths of config.json, model.safetensors and vocab.txt in `input_dir`; FileNotFoundError naming any missing."""
     if not os.path.isdir(input_dir):
-        raise FileNotFoundError(f"HF model directory not found: {input_dir}")
+        raise UserFileNotFoundError(f"HF model directory not found: {input_dir}")
     paths = tuple(os.path.join(input_dir, name) for name in (HF_CONFIG_FILE, HF_WEIGHTS_FILE, VOCAB_FILE))
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
-        raise FileNotFoundError(f"HF model directory lacks: {', '.join(missing)}")
+        raise UserFileNotFoundError(f"HF model directory lacks: {', '.join(missing)}")
     return paths
 
 
 def _check_output_dir(input_dir: str, output_dir: str, overwrite: bool) -> None:
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise NotADirectoryError(f"output_dir is not a directory: {output_dir}")
+        raise UserError(f"output_dir is not a directory: {output_dir}")
     if os.path.realpath(output_dir) == os.path.realpath(input_dir):
-        raise ValueError(f"output_dir must differ from input_dir: {output_dir}")
+        raise UserError(f"output_dir must differ from input_dir: {output_dir}")
     existing = output_files(output_dir)
     if existing and not overwrite:
-        raise FileExistsError(f"output_dir already holds a converted checkpoint ({', '.join(existing)}); "
+        raise UserError(f"output_dir already holds a converted checkpoint ({', '.join(existing)}); "
                               "pass overwrite=True (--overwrite) to replace it")
 
 
@@ -409,9 +411,9 @@ def _read_json(path: str) -> Dict:
         with open(path, encoding="utf-8") as f:
             content = json.load(f)
     except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
+        raise UserError(f"{path} is not valid JSON: {error}") from None
     if not isinstance(content, dict):
-        raise ValueError(f"{path} does not hold a JSON object")
+        raise UserError(f"{path} does not hold a JSON object")
     return content
 
 
@@ -420,4 +422,4 @@ def _check_vocab_size(vocab_path: str, vocab_size: int) -> None:
     with open(vocab_path, encoding="utf-8", errors="replace") as f:
         num_entries = sum(1 for _ in f)
     if num_entries > vocab_size:
-        raise ValueError(f"{vocab_path} has {num_entries} entries, more than vocab_size={vocab_size} in config.json")
+        raise UserError(f"{vocab_path} has {num_entries} entries, more than vocab_size={vocab_size} in config.json")

@@ -7,12 +7,14 @@ labels. Rows that do not fit their task (too few columns, unknown label) are rep
 
 import csv
 import dataclasses
+import io
 import os
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow.compat.v1 as tf
 
 from bert import input_pipeline, tokenization
+from bert.errors import UserError, UserFileNotFoundError
 from bert.input_pipeline import Feature
 
 
@@ -70,9 +72,16 @@ class DataProcessor:
     def _read_tsv(cls, input_file: str, quotechar: Optional[str] = None) -> List[List[str]]:
         """Rows of a tab-separated file (quoting off by default, as GLUE files need)."""
         if not tf.io.gfile.exists(input_file):
-            raise FileNotFoundError(f"data file not found: {input_file}")
-        with tf.io.gfile.GFile(input_file, "r") as f:
-            return list(csv.reader(f, delimiter="\t", quotechar=quotechar))
+            raise UserFileNotFoundError(f"data file not found: {input_file} (check --data_dir and --task_name)")
+        with tf.io.gfile.GFile(input_file, "rb") as f:
+            data = f.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            raise UserError(f"{input_file}, line {line}: not valid UTF-8 text ({error.reason} at byte "
+                            f"{error.start}); save the file as UTF-8") from None
+        return list(csv.reader(io.StringIO(text), delimiter="\t", quotechar=quotechar))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -124,7 +133,7 @@ class TsvProcessor(DataProcessor):
             if position is None:
                 return None
             if not -len(row) <= position < len(row):
-                raise ValueError(f"{path}, line {index + 1}: expected at least {_needed_columns(layout)} "
+                raise UserError(f"{path}, line {index + 1}: expected at least {_needed_columns(layout)} "
                                  f"tab-separated columns, found {len(row)}")
             return tokenization.convert_to_unicode(row[position])
 
@@ -139,9 +148,9 @@ class TsvProcessor(DataProcessor):
             try:
                 float(label)
             except (TypeError, ValueError):
-                raise ValueError(f"{path}, line {index + 1}: label {label!r} is not a number") from None
+                raise UserError(f"{path}, line {index + 1}: label {label!r} is not a number") from None
         elif label not in self.labels:
-            raise ValueError(f"{path}, line {index + 1}: label {label!r} is not one of the task's labels "
+            raise UserError(f"{path}, line {index + 1}: label {label!r} is not one of the task's labels "
                              f"{list(self.labels)}")
         return label
 
@@ -276,13 +285,13 @@ class XnliProcessor(DataProcessor):
 
     def _checked(self, path: str, index: int, label: str) -> str:
         if label not in self.labels:
-            raise ValueError(f"{path}, line {index + 1}: label {label!r} is not one of {list(self.labels)}")
+            raise UserError(f"{path}, line {index + 1}: label {label!r} is not one of {list(self.labels)}")
         return label
 
 
 def _require_columns(path: str, index: int, row: List[str], count: int) -> None:
     if len(row) < count:
-        raise ValueError(f"{path}, line {index + 1}: expected at least {count} tab-separated columns, "
+        raise UserError(f"{path}, line {index + 1}: expected at least {count} tab-separated columns, "
                          f"found {len(row)}")
 
 
@@ -305,7 +314,7 @@ def get_processor(task_name: str) -> DataProcessor:
     """The processor registered for `task_name` (case-insensitive); unknown names list the known ones."""
     key = (task_name or "").lower()
     if key not in PROCESSORS:
-        raise ValueError(f"Task not found: {task_name!r}. Known tasks: {', '.join(sorted(PROCESSORS))}")
+        raise UserError(f"Task not found: {task_name!r} (--task_name). Known tasks: {', '.join(sorted(PROCESSORS))}")
     return PROCESSORS[key]()
 
 
@@ -370,13 +379,14 @@ def convert_single_example(ex_index: int, example, label_list: Optional[Sequence
 
 
 def _log_example(example, tokens, input_ids, input_mask, segment_ids, label_id) -> None:
-    tf.logging.info("*** Example ***")
-    tf.logging.info("guid: %s", example.guid)
-    tf.logging.info("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
-    tf.logging.info("input_ids: %s", " ".join(map(str, input_ids)))
-    tf.logging.info("input_mask: %s", " ".join(map(str, input_mask)))
-    tf.logging.info("segment_ids: %s", " ".join(map(str, segment_ids)))
-    tf.logging.info("label: %s (id = %s)", example.label, label_id)
+    """The original's dump of the first examples, at DEBUG (absl --verbosity=1) to keep the default log short."""
+    tf.logging.debug("*** Example ***")
+    tf.logging.debug("guid: %s", example.guid)
+    tf.logging.debug("tokens: %s", " ".join(tokenization.printable_text(t) for t in tokens))
+    tf.logging.debug("input_ids: %s", " ".join(map(str, input_ids)))
+    tf.logging.debug("input_mask: %s", " ".join(map(str, input_mask)))
+    tf.logging.debug("segment_ids: %s", " ".join(map(str, segment_ids)))
+    tf.logging.debug("label: %s (id = %s)", example.label, label_id)
 
 
 def convert_examples_to_features(examples, label_list: Optional[Sequence[str]], max_seq_length: int,

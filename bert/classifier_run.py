@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import classifier_data, classifier_model, estimator_utils, export, modeling, tokenization
-from bert.errors import UserError
+from bert.errors import UserError, UserFileNotFoundError
 from bert.estimator_utils import RunSettings
 
 
@@ -55,12 +55,15 @@ class ClassifierResults:
 
 def _check_options(options: ClassifierOptions) -> None:
     if not (options.do_train or options.do_eval or options.do_predict or options.export_dir):
-        raise ValueError("At least one of `do_train`, `do_eval` or `do_predict` must be True (or `export_dir` set).")
+        raise UserError("At least one of `do_train`, `do_eval` or `do_predict` must be True (or `export_dir` set).")
     for name in ("data_dir", "output_dir"):
         if not getattr(options, name):
-            raise ValueError(f"--{name} is required")
+            raise UserError(f"--{name} is required")
     if not tf.io.gfile.isdir(options.data_dir):
-        raise FileNotFoundError(f"data_dir {options.data_dir} does not exist")
+        raise UserFileNotFoundError(f"data_dir {options.data_dir} does not exist (--data_dir: the folder of the "
+                                    f"task's .tsv files)")
+    if not options.do_train and (options.do_eval or options.do_predict):
+        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
 
 
 def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] = None) -> ClassifierResults:

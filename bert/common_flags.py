@@ -4,14 +4,15 @@ Each script calls the groups it needs; defaults that differ between the original
 128 for classification, 384 for SQuAD) are arguments.
 """
 
+import dataclasses
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Dict, Sequence, Tuple
 
 from absl import app, flags
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, performance
-from bert.errors import UserError
+from bert import estimator_utils, performance, program_logging
+from bert.errors import UserError, report_error, user_errors_reported  # noqa: F401 (user_errors_reported: API)
 
 FLAGS = flags.FLAGS
 
@@ -49,6 +50,9 @@ def define_run_flags() -> None:
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
     flags.DEFINE_integer("iterations_per_loop", 1000, "Steps run in each Estimator/TPU loop.")
     flags.DEFINE_integer("seed", None, "[New] Random seed for TF ops and data shuffling; makes a run repeatable.")
+    flags.DEFINE_integer("log_every_steps", 0,
+                         "[New] Print a progress line (step/total, mean loss, learning rate, examples/s, ETA) every "
+                         "this many training steps; 0 = at most about 20 lines per run (total steps / 20, rounded up).")
 
 
 def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> None:
@@ -113,32 +117,114 @@ def define_training_run_flags(with_export: bool = False) -> None:
         define_export_flag()
 
 
+# Checked before any program starts its work, for the flags the program defines: (test, what it must be).
+_POSITIVE = (lambda value: value > 0, "must be greater than 0")
+_NON_NEGATIVE = (lambda value: value >= 0, "must be 0 or more")
+_PROBABILITY = (lambda value: 0.0 <= value <= 1.0, "must be a probability between 0 and 1")
+NUMERIC_FLAG_CONSTRAINTS: Dict[str, Tuple[Callable, str]] = {
+    "train_batch_size": _POSITIVE,
+    "eval_batch_size": _POSITIVE,
+    "predict_batch_size": _POSITIVE,
+    "batch_size": _POSITIVE,
+    "num_train_epochs": _POSITIVE,
+    "num_warmup_steps": _NON_NEGATIVE,
+    "learning_rate": _POSITIVE,
+    "warmup_proportion": _PROBABILITY,
+    "masked_lm_prob": _PROBABILITY,
+    "short_seq_prob": _PROBABILITY,
+    "max_seq_length": _POSITIVE,
+    "max_predictions_per_seq": _NON_NEGATIVE,
+    "dupe_factor": _POSITIVE,
+    "doc_stride": _POSITIVE,
+    "max_query_length": _POSITIVE,
+    "n_best_size": _POSITIVE,
+    "max_answer_length": _POSITIVE,
+    "save_checkpoints_steps": _POSITIVE,
+    "iterations_per_loop": _POSITIVE,
+    "num_tpu_cores": _POSITIVE,
+    "log_every_steps": _NON_NEGATIVE,
+    "num_accumulation_steps": _POSITIVE,
+    "num_gpus": _NON_NEGATIVE,
+}
+
+
+def check_numeric_flags(flag_values=FLAGS) -> None:
+    """Raises UserError for the first flag (defined by this program and set) outside its range in the table."""
+    for name, (is_valid, requirement) in NUMERIC_FLAG_CONSTRAINTS.items():
+        if name not in flag_values:
+            continue
+        value = flag_values[name].value
+        if value is not None and not is_valid(value):
+            raise UserError(f"--{name}={value} {requirement}")
+
+
+def check_required_flags(required_flags: Sequence[str], flag_values=FLAGS) -> None:
+    """Raises UserError naming the first required flag left unset, with its help text."""
+    for name in required_flags:
+        if flag_values[name].value is None:
+            raise UserError(f"--{name} is required: {flag_values[name].help}")
+
+
 def run_task_script(options_class: type, run: Callable, required_flags: Sequence[str]) -> None:
     """The whole main of a task script: check `required_flags`, turn all flags into `options_class` (with its
-    RunSettings) and call `run(options)`."""
+    RunSettings), log what the run will do and call `run(options)`."""
 
     def task_main() -> None:
-        tf.logging.set_verbosity(tf.logging.INFO)
+        estimator_utils.check_output_dir(FLAGS.output_dir)
         settings = estimator_utils.RunSettings.from_flags(FLAGS)
-        run(estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings))
+        options = estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings)
+        for line in describe_run(options):
+            tf.logging.info(line)
+        run(options)
 
     run_program(task_main, required_flags)
 
 
+_PHASE_FIELDS = ("do_train", "do_eval", "do_predict")
+_INPUT_FIELDS = ("task_name", "data_dir", "train_file", "predict_file", "input_file")
+_SIZE_FIELDS = ("max_seq_length", "train_batch_size", "num_train_epochs", "num_train_steps", "learning_rate")
+
+
+def describe_run(options) -> Sequence[str]:
+    """A few lines saying what a task run will do: phases, inputs, sizes, model, precision and output_dir."""
+    values = dataclasses.asdict(options)
+    phases = [name[3:] for name in _PHASE_FIELDS if values.get(name)]
+    if values.get("export_dir"):
+        phases.append("export")
+    lines = [f"Run: {', '.join(phases) or 'nothing'}; " +
+             ", ".join(f"{name}={values[name]}" for name in _INPUT_FIELDS if values.get(name) is not None)]
+    lines.append("  " + ", ".join(f"{name}={values[name]}" for name in _SIZE_FIELDS if name in values))
+    lines.append(f"  model: {values.get('bert_config_file')}, init_checkpoint={values.get('init_checkpoint')}")
+    run = options.run
+    lines.append(f"  precision={run.performance.precision}, use_tpu={run.use_tpu}, output_dir={run.output_dir}")
+    return lines
+
+
+def _parse_flags(argv: Sequence[str]) -> Sequence[str]:
+    """absl's parsing, with a bad or unknown flag reported as one `error:` line like every other user error."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        report_error(f"{error} (--helpfull lists the flags)")
+
+
 def run_program(program_main: Callable[[], None], required_flags: Sequence[str] = ()) -> None:
-    """Parses the command line (absl), checks `required_flags` and runs `program_main()`; user errors end in one
-    `error: ...` line (see `user_errors_reported`). Every script's main goes through here."""
+    """Parses the command line (absl), checks `required_flags` and the numeric flags (NUMERIC_FLAG_CONSTRAINTS),
+    sets up logging (bert.program_logging) and runs `program_main()`; user errors end in one `error: ...` line
+    (see `user_errors_reported`). Every script's main goes through here."""
 
     def main(argv):
-        if len(argv) > 1:
-            raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (flags are written --name=value)")
         with user_errors_reported():
+            if len(argv) > 1:
+                raise UserError(f"unexpected argument {argv[1]!r}: flags are written --name=value "
+                                f"(booleans also --name / --noname)")
+            check_required_flags(required_flags)
+            check_numeric_flags()
+            program_logging.configure(verbose=FLAGS.verbosity >= 1)
             program_main()
 
-    for name in required_flags:
-        flags.mark_flag_as_required(name)
     declare_program_flags_key()
-    app.run(main)
+    app.run(main, flags_parser=_parse_flags)
 
 
 def declare_program_flags_key() -> None:
@@ -154,18 +240,3 @@ def declare_program_flags_key() -> None:
         if module != main_module and module.split(".")[0] == "bert":
             for flag in module_flags:
                 FLAGS.register_key_flag_for_module(main_module, flag)
-
-
-class user_errors_reported:
-    """Context manager: a `UserError` raised inside ends the program with one `error: ...` line on stderr and
-    exit status 1, without a traceback; any other exception (a bug) propagates with its traceback."""
-
-    def __enter__(self) -> "user_errors_reported":
-        return self
-
-    def __exit__(self, exc_type, exc, traceback) -> bool:
-        if exc_type is not None and issubclass(exc_type, UserError):
-            sys.stderr.write(f"error: {exc}\n")
-            sys.stderr.flush()
-            raise SystemExit(1)
-        return False

@@ -13,6 +13,7 @@ library's generator, so the draws and results are the original's. Where the orig
 the function takes a `do_whole_word_mask` keyword argument (default False).
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 import dataclasses
 import logging
 import random

@@ -2,7 +2,10 @@
 
 Scripts catch `UserError` in their shared main and print it as a single `error: ...` line with a non-zero exit
 status; every other exception is a bug and keeps its traceback. Library callers can catch it like any exception.
+This module imports nothing heavy, so light programs (the SQuAD evaluator) report errors the same way.
 """
+
+import sys
 
 
 class UserError(ValueError):
@@ -11,3 +14,28 @@ class UserError(ValueError):
     It is a ValueError so that code written against the original (which raised ValueError for bad flags and data)
     keeps catching it.
     """
+
+
+class UserFileNotFoundError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist; also a FileNotFoundError, which callers may expect."""
+
+
+class user_errors_reported:
+    """Context manager: a `UserError` raised inside ends the program with one `error: ...` line on stderr and
+    exit status 1, without a traceback; any other exception (a bug) propagates with its traceback."""
+
+    def __enter__(self) -> "user_errors_reported":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is not None and issubclass(exc_type, UserError):
+            report_error(str(exc))
+        return False
+
+
+def report_error(message: str) -> None:
+    """Prints `error: <message>` as the last line on stderr and exits with status 1."""
+    sys.stdout.flush()
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+    raise SystemExit(1)

@@ -7,12 +7,15 @@ gets a plain Estimator driving the same model_fn.
 """
 
 import dataclasses
+import datetime
 import os
-from typing import Callable, Dict, Optional, Sequence
+import time
+from typing import Callable, Dict, List, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
 from bert import modeling, optimization, performance
+from bert.errors import UserError, UserFileNotFoundError
 from bert.performance import PerformanceSettings
 
 tpu_estimator = tf.estimator.tpu
@@ -34,6 +37,7 @@ class RunSettings:
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
     seed: Optional[int] = None
+    log_every_steps: int = 0  # [new] training progress line every N steps; 0 = about 20 lines per run
     performance: PerformanceSettings = dataclasses.field(default_factory=PerformanceSettings)
 
     @classmethod
@@ -58,7 +62,11 @@ def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
         iterations_per_loop=settings.iterations_per_loop,
         num_shards=settings.num_tpu_cores,
         per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2)
+    # Off CPU/GPU the TrainingProgressHook reports; TPUEstimator's own step/loss lines stay on TPU, where hooks
+    # only see loop boundaries (its step-rate line would otherwise come once per step on CPU).
+    log_step_count_steps = 100 if settings.use_tpu else None
     return tpu_estimator.RunConfig(cluster=cluster, master=settings.master, tpu_config=tpu_config,
+                                   log_step_count_steps=log_step_count_steps,
                                    **_shared_run_config_arguments(settings))
 
 
@@ -79,9 +87,11 @@ def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: 
     an equal share of that (and the Estimator is a plain one, see `DistributedEstimator`).
     """
     settings.performance.validate(settings.use_tpu)
-    tf.io.gfile.makedirs(settings.output_dir)
+    make_output_dir(settings.output_dir)
     micro_batch_size = _micro_batch_size(train_batch_size, settings.performance.num_accumulation_steps)
-    model_fn = _with_training_settings(model_fn, settings.performance)
+    reports_progress = not (settings.use_tpu or settings.performance.is_distributed)
+    progress = _ProgressSettings(settings.log_every_steps, train_batch_size, settings.output_dir)
+    model_fn = _with_training_settings(model_fn, settings.performance, progress if reports_progress else None)
     if settings.performance.is_distributed:
         strategy = performance.make_distribution_strategy(settings.performance)
         _check_divides(micro_batch_size, strategy.num_replicas_in_sync, "replicas (distribution_strategy)")
@@ -108,15 +118,53 @@ def _micro_batch_size(train_batch_size: Optional[int], num_accumulation_steps: i
 
 def _check_divides(batch_size: Optional[int], parts: int, what: str) -> None:
     if batch_size is not None and batch_size % parts:
-        raise ValueError(f"a training batch of {batch_size} examples cannot be split evenly into {parts} {what}")
+        raise UserError(f"a training batch of {batch_size} examples cannot be split evenly into {parts} {what}: "
+                        f"choose a train_batch_size that is a multiple of {parts}")
 
 
-def _with_training_settings(model_fn: Callable, settings: PerformanceSettings) -> Callable:
-    """`model_fn` running with `settings` active, so create_optimizer inside it sees them."""
+def check_output_dir(output_dir: str) -> None:
+    """Fails when `output_dir` names an existing file (TensorFlow would fail later with FailedPreconditionError)."""
+    if tf.io.gfile.exists(output_dir) and not tf.io.gfile.isdir(output_dir):
+        raise UserError(f"output_dir {output_dir} is a file, not a folder: give a folder (it is created if absent)")
+
+
+def make_output_dir(output_dir: str) -> None:
+    """Creates `output_dir` (and its parents) unless it exists; a file at that path is the user's error."""
+    check_output_dir(output_dir)
+    try:
+        tf.io.gfile.makedirs(output_dir)
+    except tf.errors.OpError as error:
+        raise UserError(f"cannot create output_dir {output_dir}: {error.message}") from None
+
+
+@dataclasses.dataclass
+class _ProgressSettings:
+    every_steps: int
+    examples_per_step: Optional[int]
+    output_dir: str
+
+
+_active_progress: Optional[_ProgressSettings] = None  # set while make_estimator's model_fn runs on CPU/GPU
+
+
+def _with_training_settings(model_fn: Callable, settings: PerformanceSettings,
+                            progress: Optional[_ProgressSettings]) -> Callable:
+    """`model_fn` running with `settings` active, so create_optimizer inside it sees them, and (when `progress`
+    is given) with progress reports: train_spec adds a TrainingProgressHook, prediction specs get a
+    PredictionProgressHook."""
 
     def model_fn_with_settings(features, labels, mode, params):
-        with performance.training_settings(settings):
-            return model_fn(features, labels, mode, params)
+        global _active_progress
+        _active_progress = progress
+        try:
+            with performance.training_settings(settings):
+                spec = model_fn(features, labels, mode, params)
+        finally:
+            _active_progress = None
+        if progress is not None and mode == ModeKeys.PREDICT and spec.predictions is not None:
+            hooks = tuple(spec.prediction_hooks or ()) + (PredictionProgressHook(spec.predictions),)
+            spec = spec._replace(prediction_hooks=hooks)
+        return spec
 
     return model_fn_with_settings
 
@@ -187,6 +235,16 @@ def latest_checkpoint_note(output_dir: str) -> Optional[str]:
             f"(init_checkpoint is ignored); use a new output_dir to start afresh")
 
 
+def check_weights_for_inference(output_dir: str, init_checkpoint: Optional[str], phases: str) -> None:
+    """Evaluating or predicting without training needs trained weights: a checkpoint in `output_dir` or an
+    `init_checkpoint` (else the Estimator would silently use random weights)."""
+    has_checkpoint = tf.io.gfile.isdir(output_dir) and tf.train.latest_checkpoint(output_dir) is not None
+    if not (init_checkpoint or has_checkpoint):
+        raise UserError(f"{phases} without do_train needs trained weights, but output_dir {output_dir} holds no "
+                        f"checkpoint and --init_checkpoint is not set: pass --init_checkpoint=<dir>/model.ckpt-N "
+                        f"of a fine-tuned model, or the output_dir of its training run")
+
+
 def warn_if_resuming(output_dir: str) -> None:
     """Logs a warning when training will resume from a checkpoint already in `output_dir` (as Estimator does)."""
     note = latest_checkpoint_note(output_dir)
@@ -220,23 +278,138 @@ def init_from_checkpoint(init_checkpoint: Optional[str], use_tpu: bool,
 
 def train_spec(loss: tf.Tensor, learning_rate: float, num_train_steps: int, num_warmup_steps: Optional[int],
                use_tpu: bool, scaffold_fn: Optional[Callable]) -> tpu_estimator.TPUEstimatorSpec:
-    """The TRAIN-mode spec every task shares: the original's optimizer (warmup, decay, clipping) on `loss`."""
+    """The TRAIN-mode spec every task shares: the original's optimizer (warmup, decay, clipping) on `loss`, and
+    progress lines and summaries (TrainingProgressHook) when built by make_estimator off TPU."""
     train_op = optimization.create_optimizer(loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu)
+    hooks = []
+    if _active_progress is not None:
+        global_step = tf.train.get_or_create_global_step()
+        current_learning_rate = optimization.learning_rate_schedule(global_step, learning_rate, num_train_steps,
+                                                                    num_warmup_steps)
+        hooks.append(TrainingProgressHook(loss, current_learning_rate, num_train_steps, _active_progress))
     return tpu_estimator.TPUEstimatorSpec(mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
-                                          scaffold_fn=scaffold_fn)
+                                          scaffold_fn=scaffold_fn, training_hooks=hooks)
+
+
+def progress_interval(every_steps: int, total_steps: int) -> int:
+    """Steps between progress lines: `every_steps`, or with 0 a twentieth of the run rounded up (at most 20
+    lines, plus one for a last partial interval)."""
+    return every_steps if every_steps > 0 else max(1, -(-total_steps // 20))
+
+
+def _duration(seconds: float) -> str:
+    return str(datetime.timedelta(seconds=int(round(seconds))))
+
+
+class TrainingProgressHook(tf.train.SessionRunHook):
+    """Every few steps one line: step/total, mean loss since the previous line, learning rate, examples/s, ETA;
+    the mean loss and learning rate also go to output_dir as TensorBoard summaries (train/loss,
+    train/learning_rate).
+
+    The loss is fetched on every step (a scalar the step computes anyway); the global step and learning rate are
+    read after the step, so a line shows the rate the last update used.
+    """
+
+    def __init__(self, loss: tf.Tensor, learning_rate: tf.Tensor, total_steps: int, settings: _ProgressSettings):
+        self._loss = loss
+        self._learning_rate = learning_rate
+        self._total_steps = total_steps
+        self._interval = progress_interval(settings.every_steps, total_steps)
+        self._examples_per_step = settings.examples_per_step
+        self._output_dir = settings.output_dir
+
+    def begin(self) -> None:
+        self._global_step = tf.train.get_global_step()
+
+    def after_create_session(self, session, coord) -> None:
+        self._start_step = self._last_step = int(session.run(self._global_step))
+        self._start_time = self._last_time = time.time()
+        self._losses: List[float] = []
+        self._last_line: Optional[str] = None
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._loss)
+
+    def after_run(self, run_context, run_values) -> None:
+        self._losses.append(float(run_values.results))
+        step = int(run_context.session.run(self._global_step))
+        if step - self._last_step >= self._interval or step >= self._total_steps:
+            self._report(run_context.session, step)
+
+    def end(self, session) -> None:
+        step = int(session.run(self._global_step))
+        if self._losses and step > self._last_step:
+            self._report(session, step)
+        tf.summary.FileWriterCache.get(self._output_dir).flush()
+
+    def _report(self, session, step: int) -> None:
+        now = time.time()
+        mean_loss = sum(self._losses) / len(self._losses)
+        learning_rate = float(session.run(self._learning_rate))
+        parts = [f"step {step}/{self._total_steps}", f"loss {mean_loss:.4f}", f"lr {learning_rate:.3g}"]
+        interval_seconds = now - self._last_time
+        if self._examples_per_step and interval_seconds > 0:
+            parts.append(f"{(step - self._last_step) * self._examples_per_step / interval_seconds:.1f} examples/s")
+        steps_done = step - self._start_step
+        if steps_done > 0:
+            remaining = max(0, self._total_steps - step) * (now - self._start_time) / steps_done
+            parts.append(f"ETA {_duration(remaining)}")
+        tf.logging.info("  ".join(parts))
+        summary = tf.Summary(value=[tf.Summary.Value(tag="train/loss", simple_value=mean_loss),
+                                    tf.Summary.Value(tag="train/learning_rate", simple_value=learning_rate)])
+        tf.summary.FileWriterCache.get(self._output_dir).add_summary(summary, step)
+        self._losses = []
+        self._last_step, self._last_time = step, now
+
+
+PREDICTION_REPORT_SECONDS = 30.0
+
+
+class PredictionProgressHook(tf.train.SessionRunHook):
+    """Prediction / feature extraction: every PREDICTION_REPORT_SECONDS a line with the examples done and
+    examples/s, and a last line when the predictions are exhausted."""
+
+    def __init__(self, predictions):
+        first = next(iter(predictions.values())) if isinstance(predictions, dict) else predictions
+        self._batch_size = tf.shape(first)[0]
+
+    def after_create_session(self, session, coord) -> None:
+        self._start = self._last_report = time.time()
+        self._examples = 0
+
+    def before_run(self, run_context):
+        return tf.train.SessionRunArgs(self._batch_size)
+
+    def after_run(self, run_context, run_values) -> None:
+        self._examples += int(run_values.results)
+        if time.time() - self._last_report >= PREDICTION_REPORT_SECONDS:
+            self._last_report = time.time()
+            tf.logging.info("predicted %d examples, %.1f examples/s", self._examples, self._speed())
+
+    def end(self, session) -> None:
+        tf.logging.info("Predicted %d examples in %.1f s: %.1f examples/s", self._examples,
+                        time.time() - self._start, self._speed())
+
+    def _speed(self) -> float:
+        seconds = time.time() - self._start
+        return self._examples / seconds if seconds > 0 else 0.0
 
 
 def log_trainable_variables(tvars: Sequence[tf.Variable], restored: Dict[str, int]) -> None:
-    tf.logging.info("**** Trainable Variables ****")
+    """One INFO line of counts; the original's per-variable list is at DEBUG (absl --verbosity=1)."""
+    tf.logging.info("%d trainable variables, %d of them initialised from init_checkpoint", len(tvars),
+                    sum(1 for var in tvars if var.name in restored))
+    tf.logging.debug("**** Trainable Variables ****")
     for var in tvars:
         note = ", *INIT_FROM_CKPT*" if var.name in restored else ""
-        tf.logging.info("  name = %s, shape = %s%s", var.name, var.shape, note)
+        tf.logging.debug("  name = %s, shape = %s%s", var.name, var.shape, note)
 
 
 def log_features(features: Dict[str, tf.Tensor]) -> None:
-    tf.logging.info("*** Features ***")
+    """The input features and shapes, at DEBUG (absl --verbosity=1)."""
+    tf.logging.debug("*** Features ***")
     for name in sorted(features):
-        tf.logging.info("  name = %s, shape = %s", name, features[name].shape)
+        tf.logging.debug("  name = %s, shape = %s", name, features[name].shape)
 
 
 def resolve_checkpoint_path(path: Optional[str]) -> Optional[str]:
@@ -250,9 +423,13 @@ def resolve_checkpoint_path(path: Optional[str]) -> Optional[str]:
         candidates = sorted(tf.io.gfile.glob(os.path.join(path, "*.index")))
         if len(candidates) == 1:
             return candidates[0][: -len(".index")]
-        raise FileNotFoundError(f"no checkpoint found in directory {path}")
+        raise UserFileNotFoundError(f"init_checkpoint: no checkpoint found in directory {path} (expected "
+                                    f"NAME.index and NAME.data-* files, e.g. bert_model.ckpt.index)")
+    if path.endswith(".index") and tf.io.gfile.exists(path):
+        return path[: -len(".index")]
     if not tf.io.gfile.exists(path + ".index"):
-        raise FileNotFoundError(f"checkpoint {path} not found (expected the file {path}.index)")
+        raise UserFileNotFoundError(f"init_checkpoint {path} not found (expected the file {path}.index): give "
+                                    f"the checkpoint prefix, e.g. .../bert_model.ckpt or .../model.ckpt-1000")
     return path
 
 
@@ -292,9 +469,9 @@ def steps_for(num_examples: int, batch_size: int, num_epochs: float) -> int:
 def training_steps(num_examples: int, batch_size: int, num_epochs: float, source: str) -> int:
     """`steps_for`, refusing a run that would train nothing; `source` names where the examples came from."""
     if num_examples == 0:
-        raise ValueError(f"do_train: {source} has no training examples")
+        raise UserError(f"do_train: {source} has no training examples")
     steps = steps_for(num_examples, batch_size, num_epochs)
     if steps <= 0:
-        raise ValueError(f"do_train: {num_examples} examples at train_batch_size={batch_size} for "
+        raise UserError(f"do_train: {num_examples} examples at train_batch_size={batch_size} for "
                          f"num_train_epochs={num_epochs} give 0 training steps; nothing to train")
     return steps

@@ -9,8 +9,8 @@ Needs tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module define
 and runs `bert.hub_module.export_module`.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
-import tensorflow.compat.v1 as tf
 
 from bert import common_flags, hub_module
 
@@ -24,7 +24,6 @@ def define_flags() -> None:
 
 
 def export_from_flags() -> None:
-    tf.logging.set_verbosity(tf.logging.INFO)
     hub_module.export_module(FLAGS.bert_config_file, FLAGS.init_checkpoint, FLAGS.vocab_file, FLAGS.do_lower_case,
                              FLAGS.output_dir)
 

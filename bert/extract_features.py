@@ -12,10 +12,10 @@ It also carries the public names of the original `extract_features.py` (`InputEx
 the original package.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from typing import Callable, Sequence
 
 from absl import flags
-import tensorflow.compat.v1 as tf
 
 from bert import common_flags, feature_extraction, modeling
 from bert.performance import PerformanceSettings
@@ -88,7 +88,6 @@ def define_flags() -> None:
 
 def extract_from_flags() -> None:
     """Runs the extraction the flags describe and writes the output file."""
-    tf.logging.set_verbosity(tf.logging.INFO)
     extractor = feature_extraction.FeatureExtractor(
         bert_config=FLAGS.bert_config_file,
         init_checkpoint=FLAGS.init_checkpoint,

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, input_pipeline, modeling, tokenization
+from bert.errors import UserError, UserFileNotFoundError
 from bert.performance import PerformanceSettings
 
 # A line "text a ||| text b" is a sentence pair (split at the last separator, as the original's regex did).
@@ -95,11 +96,15 @@ def read_examples(input_file: str) -> List[InputExample]:
       FileNotFoundError: `input_file` does not exist.
     """
     if not tf.io.gfile.exists(input_file):
-        raise FileNotFoundError(f"input file not found: {input_file}")
+        raise UserFileNotFoundError(f"input file not found: {input_file} (--input_file)")
     examples = []
     with tf.io.gfile.GFile(input_file, "rb") as reader:
         for line_number, raw_line in enumerate(reader):
-            text_a, text_b = parse_line(tokenization.convert_to_unicode(raw_line).strip())
+            try:
+                text = raw_line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise UserError(f"{input_file}, line {line_number + 1}: not valid UTF-8 text ({error.reason})") from None
+            text_a, text_b = parse_line(text.strip())
             examples.append(InputExample(unique_id=line_number, text_a=text_a, text_b=text_b))
     _warn_about_empty_lines(examples, input_file)
     return examples
@@ -199,14 +204,14 @@ def parse_layer_indexes(layers: Union[str, Sequence[int]], num_hidden_layers: in
         try:
             indexes = [int(item) for item in layers.split(",")]
         except ValueError:
-            raise ValueError(f"layers must be comma-separated integers such as \"-1,-2,-3,-4\", got {layers!r}")
+            raise UserError(f"--layers must be comma-separated integers such as \"-1,-2,-3,-4\", got {layers!r}")
     else:
         indexes = [int(item) for item in layers]
     if not indexes:
-        raise ValueError("at least one layer index is needed (e.g. -1 for the last layer)")
+        raise UserError("--layers: at least one layer index is needed (e.g. -1 for the last layer)")
     for index in indexes:
         if not -num_hidden_layers <= index < num_hidden_layers:
-            raise ValueError(f"layer index {index} is out of range for a model with {num_hidden_layers} hidden "
+            raise UserError(f"--layers: layer index {index} is out of range for a model with {num_hidden_layers} hidden "
                              f"layers: valid indexes are {-num_hidden_layers}..{num_hidden_layers - 1}")
     return indexes
 
@@ -353,16 +358,16 @@ class FeatureExtractor:
         if isinstance(bert_config, str):
             bert_config = modeling.BertConfig.from_json_file(bert_config)
         if max_seq_length < _MIN_SEQ_LENGTH:
-            raise ValueError(f"max_seq_length={max_seq_length} is too short: it must be at least "
+            raise UserError(f"max_seq_length={max_seq_length} is too short: it must be at least "
                              f"{_MIN_SEQ_LENGTH} to hold [CLS], [SEP] and [SEP]")
         modeling.check_sequence_length(bert_config, max_seq_length)
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            raise UserError(f"batch_size must be at least 1, got {batch_size}")
         self.bert_config = bert_config
         self.layer_indexes = parse_layer_indexes(layers, bert_config.num_hidden_layers)
         self.init_checkpoint = estimator_utils.resolve_checkpoint_path(init_checkpoint)
         if self.init_checkpoint is None:
-            raise ValueError("init_checkpoint is required: feature extraction needs trained weights")
+            raise UserError("init_checkpoint is required: feature extraction needs trained weights")
         tokenization.validate_case_matches_checkpoint(do_lower_case, self.init_checkpoint)
         self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
         modeling.check_vocab_fits(bert_config, len(self.tokenizer.vocab), vocab_file)
@@ -453,9 +458,9 @@ def write_features_file(extractor: FeatureExtractor, input_file: str, output_fil
       ValueError: unknown output_format or npz_dtype.
     """
     if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
+        raise UserError(f"output_format must be one of {', '.join(OUTPUT_FORMATS)}, got {output_format!r}")
     if npz_dtype not in NPZ_DTYPES:
-        raise ValueError(f"npz_dtype must be one of {', '.join(NPZ_DTYPES)}, got {npz_dtype!r}")
+        raise UserError(f"npz_dtype must be one of {', '.join(NPZ_DTYPES)}, got {npz_dtype!r}")
     check_output_folder(output_file)
     features = extractor.convert(read_examples(input_file))
     if output_format == "jsonl":
@@ -481,7 +486,7 @@ def check_output_folder(output_file: str) -> None:
         return
     folder = os.path.dirname(os.path.abspath(output_file))
     if not os.path.isdir(folder):
-        raise FileNotFoundError(f"the folder of output file {output_file} does not exist: {folder} "
+        raise UserFileNotFoundError(f"the folder of output file {output_file} (--output_file) does not exist: {folder} "
                                 f"(create it first)")
 
 

@@ -4,6 +4,9 @@ TensorFlow is imported only for remote paths, so light tools (the SQuAD evaluato
 """
 
 import json
+import os
+
+from bert.errors import UserError, UserFileNotFoundError
 
 
 def is_local_path(path: str) -> bool:
@@ -12,26 +15,33 @@ def is_local_path(path: str) -> bool:
 
 
 def read_text(path: str, what: str = "file") -> str:
-    """The whole UTF-8 text of `path`; FileNotFoundError names `what` and the path."""
+    """The whole UTF-8 text of `path`; a missing file or text that is not UTF-8 is a UserError naming `what`
+    and the path (UserFileNotFoundError, also a FileNotFoundError, when it does not exist)."""
     if is_local_path(path):
-        try:
-            with open(path, "r", encoding="utf-8") as reader:
-                return reader.read()
-        except FileNotFoundError:
-            raise FileNotFoundError(f"{what} {path} not found") from None
-    import tensorflow.compat.v1 as tf  # only remote paths need it
+        if not os.path.isfile(path):
+            raise UserFileNotFoundError(f"{what} {path} not found" + (" (it is a folder)" if os.path.isdir(path)
+                                                                        else ""))
+        with open(path, "rb") as reader:
+            data = reader.read()
+    else:
+        import tensorflow.compat.v1 as tf  # only remote paths need it
 
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"{what} {path} not found")
-    with tf.io.gfile.GFile(path, "r") as reader:
-        return reader.read()
+        if not tf.io.gfile.exists(path):
+            raise UserFileNotFoundError(f"{what} {path} not found")
+        with tf.io.gfile.GFile(path, "rb") as reader:
+            data = reader.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{what} {path}, line {line}: not valid UTF-8 text ({error.reason})") from None
 
 
 def read_json(path: str, what: str = "JSON file"):
-    """The parsed JSON of `path`; a syntax error becomes a ValueError naming the file, line and column."""
+    """The parsed JSON of `path`; a syntax error becomes a UserError naming the file, line and column."""
     text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{what} {path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno} "
+        raise UserError(f"{what} {path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno} "
                          f"(character {err.pos})") from None

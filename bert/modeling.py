@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from bert import file_io
+from bert.errors import UserError
 
 # A dimension as returned by get_shape_list: a Python int when static, a scalar Tensor when not.
 Dim = Union[int, tf.Tensor]
@@ -103,9 +104,11 @@ class BertConfig(object):
         """Reads a `bert_config.json` (local path or any filesystem tf.io.gfile supports)."""
         json_object = file_io.read_json(json_file, "BERT config file")
         try:
-            return cls.from_dict(json_object)
+            config = cls.from_dict(json_object)
+            _check_config_values(config)
         except ValueError as error:
-            raise ValueError(f"BERT config file {json_file}: {error}") from error
+            raise UserError(f"BERT config file {json_file}: {error}") from None
+        return config
 
     def to_dict(self) -> Dict[str, Any]:
         """All attributes, including unknown keys read from a file, as a new dict."""
@@ -125,7 +128,7 @@ def check_sequence_length(bert_config: BertConfig, max_seq_length: int,
     """
     if max_seq_length > bert_config.max_position_embeddings:
         source = bert_config_file or "the BERT config (--bert_config_file)"
-        raise ValueError(
+        raise UserError(
             f"--max_seq_length={max_seq_length} is longer than max_position_embeddings="
             f"{bert_config.max_position_embeddings} in {source}: the model has no position embeddings beyond "
             f"{bert_config.max_position_embeddings} tokens. Lower --max_seq_length.")
@@ -142,9 +145,24 @@ def check_vocab_fits(bert_config: BertConfig, vocab_size: int, vocab_file: Optio
     """
     if vocab_size > bert_config.vocab_size:
         source = f"vocab file {vocab_file}" if vocab_file else "the vocabulary"
-        raise ValueError(
+        raise UserError(
             f"{source} has {vocab_size} entries but the BERT config has vocab_size={bert_config.vocab_size}: "
             f"ids >= {bert_config.vocab_size} have no word embedding. Use the vocab and config of the same model.")
+
+
+_POSITIVE_INTEGER_SETTINGS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                              "intermediate_size", "max_position_embeddings", "type_vocab_size")
+
+
+def _check_config_values(config: BertConfig) -> None:
+    """A config read from a file must give the sizes BertModel needs and a known activation."""
+    for name in _POSITIVE_INTEGER_SETTINGS:
+        value = getattr(config, name)
+        if value is None:
+            raise ValueError(f"it lacks \"{name}\"")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ValueError(f"\"{name}\" must be a positive integer, got {value!r}")
+    get_activation(config.hidden_act)
 
 
 def check_heads_divide_hidden_size(hidden_size: int, num_attention_heads: int) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, input_pipeline, modeling, pretraining_data, tokenization
+from bert.errors import UserError, UserFileNotFoundError
 from bert.estimator_utils import RunSettings
 from bert.input_pipeline import Feature
 
@@ -204,7 +205,7 @@ def read_record_layout(path: str, num_records: int = RECORDS_CHECKED_PER_FILE) -
             features = tf.train.Example.FromString(raw).features.feature
             missing = [name for name in names if name not in features]
             if missing:
-                raise ValueError(f"{path} is not pre-training data (create_pretraining_data output): its records "
+                raise UserError(f"{path} is not pre-training data (create_pretraining_data output): its records "
                                  f"lack {', '.join(missing)}")
             input_ids = features["input_ids"].int64_list.value
             masked_ids = features["masked_lm_ids"].int64_list.value
@@ -212,11 +213,11 @@ def read_record_layout(path: str, num_records: int = RECORDS_CHECKED_PER_FILE) -
             max_id = max(max_id, max(input_ids, default=0), max(masked_ids, default=0))
     except (tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
             tf.errors.FailedPreconditionError) as error:
-        raise ValueError(f"cannot read {path} as a TFRecord file: {error.message}") from None
+        raise UserError(f"cannot read {path} as a TFRecord file: {error.message}") from None
     if not lengths:
-        raise ValueError(f"input file {path} holds no records")
+        raise UserError(f"input file {path} holds no records")
     if len(lengths) > 1:
-        raise ValueError(f"records of {path} have different lengths {sorted(lengths)}")
+        raise UserError(f"records of {path} have different lengths {sorted(lengths)}")
     (seq_length, predictions), = lengths
     return RecordLayout(seq_length, predictions, max_id)
 
@@ -230,12 +231,12 @@ def check_records_match(input_files: Sequence[str], max_seq_length: int, max_pre
     for path in input_files:
         layout = read_record_layout(path)
         if (layout.max_seq_length, layout.max_predictions_per_seq) != (max_seq_length, max_predictions_per_seq):
-            raise ValueError(
+            raise UserError(
                 f"{path} was made with max_seq_length={layout.max_seq_length} and max_predictions_per_seq="
                 f"{layout.max_predictions_per_seq}, but run_pretraining got --max_seq_length={max_seq_length} and "
                 f"--max_predictions_per_seq={max_predictions_per_seq}; they must match the data generation flags")
         if layout.max_token_id >= vocab_size:
-            raise ValueError(
+            raise UserError(
                 f"{path} holds token id {layout.max_token_id}, but the BERT config has vocab_size={vocab_size}: "
                 f"the data was made with a larger vocabulary than the model's")
 
@@ -273,16 +274,16 @@ class PretrainingOptions:
 
 def _check_options(options: PretrainingOptions) -> None:
     if not options.do_train and not options.do_eval:
-        raise ValueError("At least one of `do_train` or `do_eval` must be True.")
+        raise UserError("At least one of `do_train` or `do_eval` must be True.")
     for name in ("bert_config_file", "input_file", "output_dir"):
         if not getattr(options, name):
-            raise ValueError(f"--{name} is required")
+            raise UserError(f"--{name} is required")
     if not tf.io.gfile.exists(options.bert_config_file):
-        raise FileNotFoundError(f"bert_config_file {options.bert_config_file} not found")
+        raise UserFileNotFoundError(f"bert_config_file {options.bert_config_file} not found")
     if options.do_train and options.num_train_steps < 1:
-        raise ValueError(f"do_train needs num_train_steps >= 1, got {options.num_train_steps}")
+        raise UserError(f"do_train needs num_train_steps >= 1, got {options.num_train_steps}")
     if options.do_eval and options.max_eval_steps < 1:
-        raise ValueError(f"do_eval needs max_eval_steps >= 1, got {options.max_eval_steps}")
+        raise UserError(f"do_eval needs max_eval_steps >= 1, got {options.max_eval_steps}")
 
 
 def _check_model_fits(options: PretrainingOptions, bert_config: modeling.BertConfig) -> None:

@@ -21,6 +21,7 @@ import random
 from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from bert import pretraining_records, tokenization
+from bert.errors import UserError, UserFileNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +46,16 @@ class DataOptions:
     def validate(self) -> None:
         """Rejects values for which the original would crash or silently write nothing."""
         if self.max_seq_length < 5:
-            raise ValueError(f"max_seq_length={self.max_seq_length} is too small: [CLS] A [SEP] B [SEP] needs at "
+            raise UserError(f"max_seq_length={self.max_seq_length} is too small: [CLS] A [SEP] B [SEP] needs at "
                              f"least 5 positions")
         if self.max_predictions_per_seq < 0:
-            raise ValueError(f"max_predictions_per_seq={self.max_predictions_per_seq} must be >= 0")
+            raise UserError(f"max_predictions_per_seq={self.max_predictions_per_seq} must be >= 0")
         if self.dupe_factor < 1:
-            raise ValueError(f"dupe_factor={self.dupe_factor} must be >= 1 (0 writes no examples)")
+            raise UserError(f"dupe_factor={self.dupe_factor} must be >= 1 (0 writes no examples)")
         for name in ("masked_lm_prob", "short_seq_prob"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"{name}={value} must be a probability in [0, 1]")
+                raise UserError(f"{name}={value} must be a probability in [0, 1]")
 
 
 @dataclasses.dataclass
@@ -88,7 +89,7 @@ class MaskingVocab:
     def __init__(self, vocab: dict):
         missing = [token for token in ("[CLS]", "[SEP]", "[MASK]") if token not in vocab]
         if missing:
-            raise ValueError(f"the vocabulary lacks {', '.join(missing)}, needed for pre-training data")
+            raise UserError(f"the vocabulary lacks {', '.join(missing)}, needed for pre-training data")
         self.cls_id = vocab["[CLS]"]
         self.sep_id = vocab["[SEP]"]
         self.mask_id = vocab["[MASK]"]
@@ -123,10 +124,10 @@ def expand_input_patterns(input_patterns: str) -> List[str]:
             matches = glob.glob(pattern)
         matches = [m for m in matches if not os.path.isdir(m)]
         if not matches:
-            raise FileNotFoundError(f"input pattern '{pattern}' matches no file")
+            raise UserFileNotFoundError(f"input pattern '{pattern}' matches no file")
         files.extend(matches)
     if not files:
-        raise ValueError("no input file given (input_file is empty)")
+        raise UserError("no input file given (input_file is empty)")
     return files
 
 
@@ -143,7 +144,7 @@ def read_lines(path: str) -> Iterator[str]:
         with open(path, "r", encoding="utf-8", newline="\n") as reader:
             yield from reader
     except UnicodeDecodeError as error:
-        raise ValueError(f"input file {path} is not UTF-8 text: {error}") from None
+        raise UserError(f"input file {path} is not UTF-8 text: {error}") from None
 
 
 def read_documents(lines: Iterable[str], tokenizer: tokenization.FullTokenizer) -> List[Document]:
@@ -169,17 +170,17 @@ def _ids_of(tokens: List[str], to_ids: Callable[[List[str]], List[int]]) -> List
     try:
         return to_ids(tokens)
     except KeyError as error:
-        raise ValueError(f"token {error} produced by the tokenizer is not in the vocabulary (does the vocab file "
+        raise UserError(f"token {error} produced by the tokenizer is not in the vocabulary (does the vocab file "
                          f"have an [UNK] entry?)") from None
 
 
 def check_documents(documents: Sequence[Document], source: str) -> None:
     """Fails when the documents cannot give next-sentence pairs: none at all, or none with two sentences."""
     if not documents:
-        raise ValueError(f"no text found in {source}: the corpus is empty (expected one sentence per line, blank "
+        raise UserError(f"no text found in {source}: the corpus is empty (expected one sentence per line, blank "
                          f"lines between documents)")
     if not any(len(document) >= 2 for document in documents):
-        raise ValueError(f"no document in {source} has two or more sentences: next-sentence prediction needs "
+        raise UserError(f"no document in {source} has two or more sentences: next-sentence prediction needs "
                          f"one sentence per line and blank lines only between documents")
 
 
@@ -429,20 +430,20 @@ def serialized_instances(documents: List[Document], options: DataOptions, vocab:
 def check_output_files(output_files: Sequence[str], input_files: Sequence[str]) -> None:
     """Refuses output paths that would clobber an input, repeat, or lie in a missing directory."""
     if not output_files or any(not path for path in output_files):
-        raise ValueError(f"output_file must name one or more files (comma-separated), got {list(output_files)}")
+        raise UserError(f"output_file must name one or more files (comma-separated), got {list(output_files)}")
     if len({_canonical(path) for path in output_files}) != len(output_files):
-        raise ValueError(f"output_file names the same file twice: {list(output_files)}")
+        raise UserError(f"output_file names the same file twice: {list(output_files)}")
     inputs = {_canonical(path) for path in input_files}
     for path in output_files:
         if "://" in path:
             continue
         if _canonical(path) in inputs:
-            raise ValueError(f"output file {path} is also an input file; refusing to overwrite the corpus")
+            raise UserError(f"output file {path} is also an input file; refusing to overwrite the corpus")
         if os.path.isdir(path):
-            raise ValueError(f"output file {path} is a directory")
+            raise UserError(f"output file {path} is a directory")
         directory = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(directory):
-            raise FileNotFoundError(f"directory {directory} of output file {path} does not exist")
+            raise UserFileNotFoundError(f"directory {directory} of output file {path} does not exist")
 
 
 def _canonical(path: str) -> str:

@@ -25,6 +25,7 @@ import random
 from typing import Iterable, Iterator, List, Optional, Sequence
 
 from bert import pretraining_data, pretraining_records, tokenization
+from bert.errors import UserError
 from bert.pretraining_data import DataOptions
 
 logger = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ def split_into_shards(lines: Iterable[str], chars_per_shard: int,
                       stats: Optional[DocumentStats] = None) -> Iterator[Shard]:
     """Shards of consecutive lines, each cut after the first blank line once it holds `chars_per_shard` chars."""
     if chars_per_shard < 1:
-        raise ValueError(f"chars_per_shard={chars_per_shard} must be >= 1")
+        raise UserError(f"chars_per_shard={chars_per_shard} must be >= 1")
     stats = stats if stats is not None else DocumentStats()
     shard_lines: List[str] = []
     shard_chars = 0
@@ -132,9 +133,9 @@ def _checked_shards(shards: Iterator[Shard], stats: DocumentStats, source: str) 
             break
     if not stats.num_multi_sentence_documents:
         if not stats.num_documents:
-            raise ValueError(f"no text found in {source}: the corpus is empty (expected one sentence per line, "
+            raise UserError(f"no text found in {source}: the corpus is empty (expected one sentence per line, "
                              f"blank lines between documents)")
-        raise ValueError(f"no document in {source} has two or more sentences: next-sentence prediction needs "
+        raise UserError(f"no document in {source} has two or more sentences: next-sentence prediction needs "
                          f"one sentence per line and blank lines only between documents")
     return itertools.chain(buffered, shards)
 
@@ -144,7 +145,7 @@ def create_pretraining_data_sharded(input_files: Sequence[str], output_files: Se
                                     chars_per_shard: int = DEFAULT_CHARS_PER_SHARD) -> int:
     """Writes the corpus's examples shard by shard with `num_workers` processes; returns how many were written."""
     if num_workers < 1:
-        raise ValueError(f"num_workers={num_workers} must be >= 1 for sharded generation")
+        raise UserError(f"num_workers={num_workers} must be >= 1 for sharded generation")
     options.validate()
     pretraining_data.check_output_files(output_files, input_files)
     processor_args = (vocab_file, do_lower_case, options)

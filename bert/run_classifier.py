@@ -8,6 +8,7 @@ It also carries the public names of the original `run_classifier.py` (`InputExam
 package (`from bert import run_classifier`) keeps working; they are the library's own objects.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 
 from bert import classifier_data, classifier_model, classifier_run, common_flags

@@ -9,6 +9,7 @@ or --init_checkpoint; the job, its files and its metrics are run_classifier's (`
 tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 import tensorflow.compat.v1 as tf
 
@@ -30,11 +31,13 @@ def define_flags() -> None:
 
 def run_from_flags() -> None:
     """Reads the module's tokenization_info, then runs the classifier job with the module as its BERT."""
-    tf.logging.set_verbosity(tf.logging.INFO)
+    estimator_utils.check_output_dir(FLAGS.output_dir)
     encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
     options = estimator_utils.dataclass_from_flags(
         classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None,
         do_lower_case=encoder.info.do_lower_case, run=estimator_utils.RunSettings.from_flags(FLAGS))
+    for line in common_flags.describe_run(options):
+        tf.logging.info(line)
     classifier_run.run(options, encoder=encoder)
 
 

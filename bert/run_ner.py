@@ -6,6 +6,7 @@ Importing this module defines no flags; `main()` defines them and runs the job o
 run_classifier's flags (phases, TPU, performance, --export_dir) plus the NER ones below.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from absl import flags
 
 from bert import common_flags, ner_data, ner_run

@@ -6,6 +6,7 @@ It also carries the public names of the original `run_pretraining.py` (`model_fn
 `get_next_sentence_output`, `gather_indexes`, `input_fn_builder`) for code written against the original package.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from typing import Sequence
 
 from absl import flags

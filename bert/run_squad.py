@@ -6,6 +6,7 @@ It also carries the public names of the original `run_squad.py` (`read_squad_exa
 package; where the original read a flag, the function takes a keyword argument with that flag's default.
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 from typing import Sequence
 
 from absl import flags

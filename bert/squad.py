@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import file_io, input_pipeline
+from bert.errors import UserError
 
 FIRST_UNIQUE_ID = 1000000000
 NUM_EXAMPLES_TO_LOG = 20
@@ -63,11 +64,11 @@ def check_window_settings(max_seq_length: int, doc_stride: int, max_query_length
       ValueError: max_seq_length <= max_query_length + 3, or doc_stride < 1 (windows would never advance).
     """
     if max_seq_length <= max_query_length + 3:
-        raise ValueError(
+        raise UserError(
             f"max_seq_length ({max_seq_length}) must be greater than max_query_length ({max_query_length}) + 3: "
             f"each window holds [CLS] question [SEP] paragraph [SEP]")
     if doc_stride < 1:
-        raise ValueError(f"doc_stride must be at least 1, got {doc_stride}")
+        raise UserError(f"doc_stride must be at least 1, got {doc_stride}")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -84,13 +85,13 @@ def load_squad_json(input_file: str) -> dict:
     """
     dataset = file_io.read_json(input_file, "SQuAD file")
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
-        raise ValueError(f"{input_file} is not a SQuAD file: the top level must be an object with a \"data\" list")
+        raise UserError(f"{input_file} is not a SQuAD file: the top level must be an object with a \"data\" list")
     return dataset
 
 
 def _field(record: dict, key: str, where: str):
     if not isinstance(record, dict) or key not in record:
-        raise ValueError(f"{where} has no \"{key}\" field")
+        raise UserError(f"{where} has no \"{key}\" field")
     return record[key]
 
 
@@ -152,7 +153,7 @@ def _training_example(qa: dict, question_text: str, doc_tokens: List[str], char_
                             end_position=-1, is_impossible=True)
     answers = _field(qa, "answers", where)
     if len(answers) != 1:
-        raise ValueError(f"{where} (id {qas_id}) has {len(answers)} answers: for training, each question should "
+        raise UserError(f"{where} (id {qas_id}) has {len(answers)} answers: for training, each question should "
                          f"have exactly 1 answer")
     answer_text = _field(answers[0], "text", f"the answer of {where}")
     answer_start = _field(answers[0], "answer_start", f"the answer of {where}")

@@ -5,9 +5,11 @@ Exact match and token F1 take the best over a question's gold answers. SQuAD 2.0
 (no gold answer: only "" is right), the split into HasAns/NoAns, an optional no-answer probability per question
 (`na_probs`, e.g. run_squad's null_odds.json) thresholded at `na_prob_thresh`, and the best such threshold.
 
-Deliberate differences from the official scripts, for clearer failures: predictions (or na_probs) for question
-ids the data file does not contain are an error, not silently ignored; in 2.0 a missing prediction counts as
-wrong with a warning, as in v1.1, where the official 2.0 script would crash computing HasAns/NoAns.
+As the official scripts do, only the data file's questions are scored: predictions (and na_probs) for other ids
+are ignored (one warning gives their count), so a predictions file for part of a dev set, or a data file that is
+part of it, gives the official numbers. Only a predictions file sharing no id with the data file is an error.
+A question without prediction scores 0 and is counted in the totals, as v1.1 does; one warning gives how many
+(v1.1 prints a line per question; the official v2.0 script crashes computing HasAns/NoAns instead).
 """
 
 import collections
@@ -17,6 +19,7 @@ import sys
 from typing import Dict, Iterator, List, Mapping, Optional, Tuple
 
 from bert import file_io
+from bert.errors import UserError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b", re.UNICODE)
 _PUNCTUATION = frozenset(string.punctuation)
@@ -77,7 +80,7 @@ def squad_version(dataset_json: Mapping, data_file: str = "the data file") -> in
     version = str(dataset_json.get("version", "")) if isinstance(dataset_json, Mapping) else ""
     major = version.lstrip("vV").split(".")[0]
     if major not in ("1", "2"):
-        raise ValueError(f"{data_file}: cannot tell the SQuAD version from its \"version\" field "
+        raise UserError(f"{data_file}: cannot tell the SQuAD version from its \"version\" field "
                          f"({version or 'missing'}); expected 1.1 or v2.0")
     return int(major)
 
@@ -89,12 +92,53 @@ def iter_questions(dataset: List[Mapping]) -> Iterator[Mapping]:
             yield from paragraph["qas"]
 
 
-def _check_known_ids(ids, known_ids, what: str) -> None:
-    unknown = [qid for qid in ids if qid not in known_ids]
-    if unknown:
-        shown = ", ".join(unknown[:_MAX_IDS_IN_MESSAGE]) + (", ..." if len(unknown) > _MAX_IDS_IN_MESSAGE else "")
-        raise ValueError(f"{what} has {len(unknown)} question ids that are not in the data file ({shown}): "
-                         f"it belongs to another data file")
+def read_questions(dataset: List[Mapping], data_file: str = "the data file") -> List[Mapping]:
+    """The questions of a SQuAD "data" list, checked to have an "id" and an "answers" list.
+
+    Raises:
+      UserError: the structure is not SQuAD's (data → paragraphs → qas), or there is no question at all.
+    """
+    try:
+        questions = list(iter_questions(dataset))
+        for qa in questions:
+            if not isinstance(qa["id"], str) or not isinstance(qa["answers"], list):
+                raise TypeError
+    except (KeyError, TypeError):
+        raise UserError(f"{data_file} is not a SQuAD data file: expected \"data\" → \"paragraphs\" → \"qas\" "
+                        f"entries, each with an \"id\" and an \"answers\" list") from None
+    if not questions:
+        raise UserError(f"{data_file} holds no question: nothing to evaluate")
+    return questions
+
+
+def _shown(ids: List[str]) -> str:
+    return ", ".join(ids[:_MAX_IDS_IN_MESSAGE]) + (", ..." if len(ids) > _MAX_IDS_IN_MESSAGE else "")
+
+
+def scored_predictions(predictions: Mapping[str, str], questions: List[Mapping],
+                       what: str = "the predictions file") -> Dict[str, str]:
+    """The predictions for the data file's questions; predictions for other ids are ignored (as the official
+    scripts do) with one warning giving their count, and questions without a prediction get one warning.
+
+    Raises:
+      UserError: no prediction is for a question of the data file (it belongs to another data file).
+    """
+    question_ids = [qa["id"] for qa in questions]
+    known = set(question_ids)
+    scored = {qid: answer for qid, answer in predictions.items() if qid in known}
+    if not scored:
+        raise UserError(f"{what} shares no question id with the data file ({len(predictions)} predictions, e.g. "
+                        f"{_shown(list(predictions)) or 'none'}; questions e.g. {_shown(question_ids)}): it belongs "
+                        f"to another data file")
+    extra = [qid for qid in predictions if qid not in known]
+    if extra:
+        _warn(f"Ignoring {len(extra)} predictions for question ids that are not in the data file "
+              f"({_shown(extra)}), as the official script does.")
+    missing = [qid for qid in question_ids if qid not in scored]
+    if missing:
+        _warn(f"{len(missing)} of {len(question_ids)} questions have no prediction and will receive score 0 "
+              f"({_shown(missing)}).")
+    return scored
 
 
 def _warn(message: str) -> None:
@@ -106,14 +150,14 @@ def _warn(message: str) -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def evaluate_v1(dataset: List[Mapping], predictions: Mapping[str, str]) -> Dict[str, float]:
+def evaluate_v1(dataset: List[Mapping], predictions: Mapping[str, str],
+                predictions_name: str = "the predictions file") -> Dict[str, float]:
     """Official v1.1 numbers: {"exact_match", "f1"} in percent; missing predictions score 0 (with a warning)."""
-    questions = list(iter_questions(dataset))
-    _check_known_ids(predictions, {qa["id"] for qa in questions}, "the predictions file")
+    questions = read_questions(dataset)
+    predictions = scored_predictions(predictions, questions, predictions_name)
     exact_match = f1 = 0.0
     for qa in questions:
         if qa["id"] not in predictions:
-            _warn(f"Unanswered question {qa['id']} will receive score 0.")
             continue
         ground_truths = [answer["text"] for answer in qa["answers"]]
         prediction = predictions[qa["id"]]
@@ -140,7 +184,6 @@ def _raw_scores(questions: List[Mapping], predictions: Mapping[str, str]) -> Tup
     for qa in questions:
         qid = qa["id"]
         if qid not in predictions:
-            _warn(f"Missing prediction for {qid}: it counts as wrong.")
             continue
         gold_answers = _gold_answers(qa)
         exact_scores[qid] = max(exact_match_score(predictions[qid], gold) for gold in gold_answers)
@@ -186,23 +229,24 @@ def _best_threshold(predictions: Mapping[str, str], scores: Mapping[str, float],
 
 
 def evaluate_v2(dataset: List[Mapping], predictions: Mapping[str, str],
-                na_probs: Optional[Mapping[str, float]] = None, na_prob_thresh: float = 1.0) -> Dict[str, float]:
+                na_probs: Optional[Mapping[str, float]] = None, na_prob_thresh: float = 1.0,
+                predictions_name: str = "the predictions file") -> Dict[str, float]:
     """Official v2.0 numbers: exact, f1, total, HasAns_*/NoAns_* and, given `na_probs`, best_exact/f1(_thresh).
 
     Without `na_probs` every answered question has na_prob 0 (never thresholded away).
 
     Raises:
-      ValueError: ids unknown to the data, or `na_probs` lacking an answered question.
+      UserError: no prediction for a question of the data, or `na_probs` lacking an answered question.
     """
-    questions = list(iter_questions(dataset))
+    questions = read_questions(dataset)
     has_answer = collections.OrderedDict((qa["id"], bool(qa["answers"])) for qa in questions)
-    _check_known_ids(predictions, has_answer, "the predictions file")
+    predictions = scored_predictions(predictions, questions, predictions_name)
     explicit_na_probs = na_probs is not None
     if explicit_na_probs:
-        _check_known_ids(na_probs, has_answer, "the no-answer probability file")
+        na_probs = {qid: value for qid, value in na_probs.items() if qid in has_answer}
         missing = [qid for qid in predictions if qid not in na_probs]
         if missing:
-            raise ValueError(f"the no-answer probability file has no value for {len(missing)} questions that have "
+            raise UserError(f"the no-answer probability file has no value for {len(missing)} questions that have "
                              f"predictions (first: {missing[0]})")
     else:
         na_probs = {qid: 0.0 for qid in predictions}
@@ -227,10 +271,10 @@ def _check_values(mapping, value_type, what: str, expected: str) -> None:
     """Fails on anything but an object of question id → `value_type` (e.g. nbest_predictions.json given instead
     of predictions.json)."""
     if not isinstance(mapping, dict):
-        raise ValueError(f"{what} must hold an object mapping question ids to {expected}s")
+        raise UserError(f"{what} must hold an object mapping question ids to {expected}s")
     for qid, value in mapping.items():
         if isinstance(value, bool) or not isinstance(value, value_type):
-            raise ValueError(f"{what}: the value for question {qid} is a {type(value).__name__}, "
+            raise UserError(f"{what}: the value for question {qid} is a {type(value).__name__}, "
                              f"expected {expected}")
 
 
@@ -239,20 +283,22 @@ def evaluate_files(data_file: str, predictions_file: str, na_prob_file: Optional
     """Evaluates a predictions file against a SQuAD data file, choosing v1.1 or v2.0 by the data's version.
 
     Raises:
-      FileNotFoundError, ValueError: unreadable files, an unknown version, ids that do not match, or an
-      na_prob_file given for SQuAD 1.1 data.
+      UserError: unreadable files, an unknown version, no shared ids, or an na_prob_file given for SQuAD 1.1
+      data.
     """
     dataset_json = file_io.read_json(data_file, "data file")
     version = squad_version(dataset_json, data_file)
+    read_questions(dataset_json.get("data"), data_file)
     predictions = file_io.read_json(predictions_file, "predictions file")
     _check_values(predictions, str, f"predictions file {predictions_file}", "an answer string")
     if version == 1:
         if na_prob_file:
-            raise ValueError(f"--na-prob-file applies to SQuAD 2.0 only; {data_file} is version "
+            raise UserError(f"--na-prob-file applies to SQuAD 2.0 only; {data_file} is version "
                              f"{dataset_json['version']}")
-        return evaluate_v1(dataset_json["data"], predictions)
+        return evaluate_v1(dataset_json["data"], predictions, f"predictions file {predictions_file}")
     na_probs = None
     if na_prob_file:
         na_probs = file_io.read_json(na_prob_file, "no-answer probability file")
         _check_values(na_probs, (int, float), f"no-answer probability file {na_prob_file}", "a number")
-    return evaluate_v2(dataset_json["data"], predictions, na_probs, na_prob_thresh)
+    return evaluate_v2(dataset_json["data"], predictions, na_probs, na_prob_thresh,
+                       f"predictions file {predictions_file}")

@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import (estimator_utils, export, input_pipeline, modeling, squad, squad_model, squad_postprocess,
                   tokenization)
+from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 from bert.squad_postprocess import PredictionOptions, RawResult
 
@@ -68,13 +69,15 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
     """
     tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
     if not (options.do_train or options.do_predict or options.export_dir):
-        raise ValueError("At least one of `do_train` or `do_predict` must be True (or `export_dir` set).")
+        raise UserError("At least one of `do_train` or `do_predict` must be True (or `export_dir` set).")
     if options.do_train and not options.train_file:
-        raise ValueError("If `do_train` is True, then `train_file` must be specified.")
+        raise UserError("If `do_train` is True, then `train_file` must be specified.")
     if options.do_predict and not options.predict_file:
-        raise ValueError("If `do_predict` is True, then `predict_file` must be specified.")
+        raise UserError("If `do_predict` is True, then `predict_file` must be specified.")
     modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
     squad.check_window_settings(options.max_seq_length, options.doc_stride, options.max_query_length)
+    if options.do_predict and not options.do_train:
+        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
 
 
 def run(options: SquadOptions) -> Optional[Dict[str, str]]:

@@ -21,6 +21,8 @@ import re
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
+from bert.errors import UserError, UserFileNotFoundError
+
 TextLike = Union[str, bytes]
 
 _WORD_CACHE_LIMIT = 100_000
@@ -92,7 +94,7 @@ def validate_case_matches_checkpoint(do_lower_case: bool, init_checkpoint: Optio
         model_casing, expected_flag = "cased", False
     else:
         return
-    raise ValueError(
+    raise UserError(
         f"`--do_lower_case={do_lower_case}` does not match `--init_checkpoint={init_checkpoint}`: "
         f"`{model_name}` is a {model_casing} model, so pass `--do_lower_case={expected_flag}` to tokenize the "
         "way the model was pre-trained."
@@ -112,14 +114,22 @@ def _is_local_path(path: str) -> bool:
 def _read_vocab_lines(vocab_file: str) -> List[str]:
     """Lines of the vocabulary file, split on "\\n" only (as tf.io.gfile does) and decoded as UTF-8."""
     if _is_local_path(vocab_file):
-        if not os.path.exists(vocab_file):
-            raise FileNotFoundError(f"Vocabulary file not found: {vocab_file}")
-        with open(vocab_file, "r", encoding="utf-8", newline="\n") as reader:
-            return reader.readlines()
+        if not os.path.isfile(vocab_file):
+            raise UserFileNotFoundError(f"Vocabulary file not found: {vocab_file} (--vocab_file)")
+        with open(vocab_file, "rb") as reader:
+            data = reader.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as error:
+            line = data.count(b"\n", 0, error.start) + 1
+            raise UserError(f"Vocabulary file {vocab_file}, line {line}: not valid UTF-8 ({error.reason}); a "
+                            f"vocab.txt is UTF-8 text, one token per line") from None
+        lines = text.split("\n")
+        return lines if lines[-1] else lines[:-1]
     import tensorflow.compat.v1 as tf  # Imported here: only remote paths need it, and it is slow to import.
 
     if not tf.io.gfile.exists(vocab_file):
-        raise FileNotFoundError(f"Vocabulary file not found: {vocab_file}")
+        raise UserFileNotFoundError(f"Vocabulary file not found: {vocab_file} (--vocab_file)")
     with tf.io.gfile.GFile(vocab_file, "r") as reader:
         return [convert_to_unicode(line) for line in reader.readlines()]
 

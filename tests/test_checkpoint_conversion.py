@@ -12,6 +12,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import checkpoint_conversion
+from bert.errors import UserError
 from conftest import REPO_ROOT, shared_path
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -433,7 +434,7 @@ def test_existing_output_is_kept_unless_overwrite(tmp_path):
     (out_dir / "bert_config.json").write_text("user's own config")
     (out_dir / "bert_model.ckpt.meta").write_text("stale meta graph")
 
-    with pytest.raises(FileExistsError, match="overwrite=True"):
+    with pytest.raises(UserError, match="overwrite=True"):
         checkpoint_conversion.convert_hf_checkpoint(hf2, str(out_dir))
     assert (out_dir / "bert_config.json").read_text() == "user's own config"
     reader = tf.train.load_checkpoint(str(out_dir / "bert_model.ckpt"))
@@ -449,7 +450,7 @@ def test_lone_user_file_in_output_dir_is_protected(tmp_path):
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     (out_dir / "vocab.txt").write_text("mine\n")
-    with pytest.raises(FileExistsError, match="vocab.txt"):
+    with pytest.raises(UserError, match="vocab.txt"):
         checkpoint_conversion.convert_hf_checkpoint(_make_hf_dir(tmp_path / "hf"), str(out_dir))
     assert (out_dir / "vocab.txt").read_text() == "mine\n"
 

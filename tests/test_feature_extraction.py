@@ -279,6 +279,7 @@ def test_script_writes_jsonl(tiny_model_dir, tmp_path):
     env = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "Predicted 2 examples in" in completed.stderr  # the progress report of long extractions
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [[e["token"] for e in r["features"]] for r in records] == [
         ["[CLS]", "the", "dog", "[SEP]"], ["[CLS]", "a", "cat", "[SEP]", "the", "man", "[SEP]"]]

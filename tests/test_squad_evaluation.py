@@ -51,7 +51,7 @@ def test_v1_takes_best_gold_answer_and_counts_missing_as_wrong(capsys):
     results = squad_evaluation.evaluate_v1(dataset(V1_QUESTIONS, "1.1")["data"], V1_PREDICTIONS)
     # q1 exact; q2 F1 2/3 (paris vs paris france); q3 best gold "two cats": precision 2/4, recall 1 -> 2/3; q4 0.
     assert results == {"exact_match": 25.0, "f1": pytest.approx(100.0 * (1 + 2 / 3 + 2 / 3) / 4)}
-    assert "Unanswered question q4 will receive score 0." in capsys.readouterr().err
+    assert "1 of 4 questions have no prediction and will receive score 0 (q4)" in capsys.readouterr().err
 
 
 def test_v1_and_v2_differ_on_empty_answers_as_official():
@@ -88,18 +88,37 @@ def test_v2_missing_prediction_counts_as_wrong(capsys):
     results = squad_evaluation.evaluate_v2(dataset(V2_QUESTIONS, "v2.0")["data"], predictions)
     assert results["total"] == 5 and results["exact"] == 20.0 and results["f1"] == 30.0
     assert results["HasAns_total"] == 3 and results["HasAns_f1"] == pytest.approx(50 / 3)
-    assert "Missing prediction for a1" in capsys.readouterr().err
+    assert "1 of 5 questions have no prediction and will receive score 0 (a1)" in capsys.readouterr().err
 
 
-def test_unknown_question_ids_are_an_error():
+def test_extra_predictions_are_ignored_and_missing_ones_score_zero_as_official(capsys):
+    # Official v1.1: total counts every question of the data file; ids not in it are never looked at.
+    predictions = {"q1": "eiffel tower", "q2": "Paris", "zz": "x", "yy": "y"}
+    results = squad_evaluation.evaluate_v1(dataset(V1_QUESTIONS, "1.1")["data"], predictions)
+    assert results == {"exact_match": 25.0, "f1": pytest.approx(100.0 * (1 + 2 / 3) / 4)}
+    err = capsys.readouterr().err
+    assert "Ignoring 2 predictions for question ids that are not in the data file (zz, yy)" in err
+    assert "2 of 4 questions have no prediction and will receive score 0 (q3, q4)" in err
+    # Official v2.0 with extra ids in the predictions and na_prob files: the same numbers as without them.
     data = dataset(V2_QUESTIONS, "v2.0")["data"]
-    with pytest.raises(ValueError, match=r"predictions file has 1 question ids that are not in the data file "
-                                         r"\(zz\)"):
-        squad_evaluation.evaluate_v2(data, dict(V2_PREDICTIONS, zz="x"))
-    with pytest.raises(ValueError, match="not in the data file"):
+    with_extra = squad_evaluation.evaluate_v2(data, dict(V2_PREDICTIONS, zz="x"), dict(NA_PROBS, zz=0.0))
+    assert with_extra == squad_evaluation.evaluate_v2(data, V2_PREDICTIONS, NA_PROBS)
+    assert (with_extra["exact"], with_extra["best_exact"], with_extra["best_f1_thresh"]) == (40.0, 60.0, 0.3)
+    # A data file holding part of the dev set, scored with the whole set's predictions: a1 and n1 are right.
+    part = dataset([("a1", ["Denver Broncos", "the Broncos"]), ("n1", [])], "v2.0")["data"]
+    results = squad_evaluation.evaluate_v2(part, V2_PREDICTIONS, NA_PROBS)
+    assert (results["exact"], results["f1"], results["total"]) == (100.0, 100.0, 2)
+    assert (results["HasAns_total"], results["NoAns_total"]) == (1, 1)
+    assert (results["best_exact"], results["best_exact_thresh"]) == (100.0, 0.1)
+
+
+def test_only_predictions_sharing_no_id_are_an_error():
+    with pytest.raises(ValueError, match=r"the predictions file shares no question id with the data file"):
         squad_evaluation.evaluate_v1(dataset(V1_QUESTIONS, "1.1")["data"], {"q9": "x"})
+    with pytest.raises(ValueError, match="shares no question id"):
+        squad_evaluation.evaluate_v2(dataset(V2_QUESTIONS, "v2.0")["data"], {})
     with pytest.raises(ValueError, match="no value for 1 questions"):
-        squad_evaluation.evaluate_v2(data, V2_PREDICTIONS, {k: v for k, v in NA_PROBS.items() if k != "n2"})
+        squad_evaluation.evaluate_v2(dataset(V2_QUESTIONS, "v2.0")["data"], V2_PREDICTIONS, {k: v for k, v in NA_PROBS.items() if k != "n2"})
 
 
 def write_json(path, value):
@@ -136,15 +155,15 @@ def test_command_line_errors(tmp_path):
     data = write_json(tmp_path / "dev.json", dataset(V2_QUESTIONS, "v2.0"))
     nbest = write_json(tmp_path / "nbest.json", {"a1": [{"text": "x"}]})
     completed = run_script(data, nbest)
-    assert completed.returncode == 2
+    assert completed.returncode == 1
     assert "the value for question a1 is a list, expected an answer string" in completed.stderr
     broken = tmp_path / "broken.json"
     broken.write_text('{"a1": "x",\n"a2": }', encoding="utf-8")
     completed = run_script(data, str(broken))
-    assert completed.returncode == 2 and "broken.json is not valid JSON" in completed.stderr
+    assert completed.returncode == 1 and "broken.json is not valid JSON" in completed.stderr
     assert "line 2, column 7" in completed.stderr
     completed = run_script(data, str(tmp_path / "absent.json"))
-    assert completed.returncode == 2 and "absent.json not found" in completed.stderr
+    assert completed.returncode == 1 and "absent.json not found" in completed.stderr
 
 
 def test_version_detection(tmp_path):
