@@ -14,6 +14,8 @@ COMMANDS = {
     "bert-tf-run-classifier-with-tfhub": "bert.run_classifier_with_tfhub:main",
     "bert-tf-export-hub-module": "bert.export_hub_module:main",
     "bert-tf-run-ner": "bert.run_ner:main",
+    "bert-tf-convert-hf-checkpoint": "bert.convert_hf_checkpoint:main",
+    "bert-tf-evaluate-squad": "bert.evaluate_squad:main",
 }
 
 setup(
