@@ -728,7 +728,7 @@ def transformer_model(input_tensor: tf.Tensor,
     layer_output = reshape_to_matrix(input_tensor)
     all_layer_outputs = []
     layer = functools.partial(
-        _transformer_layer, attention_mask=attention_mask, batch_size=batch_size, seq_length=seq_length,
+        _transformer_layer, batch_size=batch_size, seq_length=seq_length,
         hidden_size=hidden_size, num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
         intermediate_act_fn=intermediate_act_fn, hidden_dropout_prob=hidden_dropout_prob,
         attention_probs_dropout_prob=attention_probs_dropout_prob, initializer_range=initializer_range)
@@ -737,10 +737,10 @@ def transformer_model(input_tensor: tf.Tensor,
         if gradient_checkpointing:
             # custom gradients in graph mode need resource variables; the names are the same.
             with tf.variable_scope(f"layer_{layer_index}", use_resource=True):
-                layer_output = _checkpointed_layer(layer, layer_output, uses_dropout)
+                layer_output = _checkpointed_layer(layer, layer_output, attention_mask, uses_dropout)
         else:
             with tf.variable_scope(f"layer_{layer_index}"):
-                layer_output = layer(layer_output)
+                layer_output = layer(layer_output, attention_mask)
         all_layer_outputs.append(layer_output)
 
     if do_return_all_layers:
@@ -748,9 +748,13 @@ def transformer_model(input_tensor: tf.Tensor,
     return reshape_from_matrix(layer_output, input_shape)
 
 
-def _checkpointed_layer(layer: Callable[..., tf.Tensor], layer_input: tf.Tensor, uses_dropout: bool) -> tf.Tensor:
-    """`layer(layer_input)` under tf.recompute_grad: its activations are dropped after the forward pass and
-    recomputed from `layer_input` when the backward pass reaches the layer.
+def _checkpointed_layer(layer: Callable[..., tf.Tensor], layer_input: tf.Tensor,
+                        attention_mask: Optional[tf.Tensor], uses_dropout: bool) -> tf.Tensor:
+    """`layer(layer_input, attention_mask)` under tf.recompute_grad: its activations are dropped after the forward
+    pass and recomputed from `layer_input` when the backward pass reaches the layer.
+
+    The mask is an input too, not a captured tensor: tf.custom_gradient searches the ops between its inputs and
+    outputs for variables, and would wander into whatever the mask was computed from.
 
     The dropout masks must be the same both times, or the gradients would belong to a different network. So the
     layer's dropout is stateless, seeded by a random int64 pair drawn once per run outside the recomputed function
@@ -761,13 +765,14 @@ def _checkpointed_layer(layer: Callable[..., tf.Tensor], layer_input: tf.Tensor,
         seed = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64, name="dropout_seed")
     calls = []
 
-    def forward(inputs: tf.Tensor) -> tf.Tensor:
+    def forward(inputs: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:
         # The recomputation finds the variables the forward pass created.
         with tf.variable_scope(tf.get_variable_scope(), reuse=True if calls else None):
             calls.append(True)
-            return layer(inputs, dropout_seed=seed)
+            return layer(inputs, mask, dropout_seed=seed)
 
-    return tf.recompute_grad(forward)(layer_input)
+    inputs = [layer_input] if attention_mask is None else [layer_input, attention_mask]
+    return tf.recompute_grad(forward)(*inputs)
 
 
 def _transformer_layer(layer_input: tf.Tensor, attention_mask: Optional[tf.Tensor], batch_size: Dim,
