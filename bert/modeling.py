@@ -765,14 +765,24 @@ def _checkpointed_layer(layer: Callable[..., tf.Tensor], layer_input: tf.Tensor,
         seed = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64, name="dropout_seed")
     calls = []
 
-    def forward(inputs: tf.Tensor, mask: Optional[tf.Tensor] = None) -> tf.Tensor:
+    def forward(inputs: tf.Tensor, mask: Optional[tf.Tensor], dropout_seed: Optional[tf.Tensor]) -> tf.Tensor:
         # The recomputation finds the variables the forward pass created.
         with tf.variable_scope(tf.get_variable_scope(), reuse=True if calls else None):
             calls.append(True)
-            return layer(inputs, mask, dropout_seed=seed)
+            return layer(inputs, mask, dropout_seed=dropout_seed)
 
-    inputs = [layer_input] if attention_mask is None else [layer_input, attention_mask]
-    return tf.recompute_grad(forward)(*inputs)
+    # The seed is an input, not a captured tensor, for memory: recompute_grad makes the recomputation's inputs
+    # depend on the incoming gradient, so its mask ops run late. Mask ops fed by the very same seed tensor would
+    # be identical to the forward pass's, and Grappler would merge them and keep every mask alive until the
+    # backward pass.
+    inputs = [tensor for tensor in (layer_input, attention_mask, seed) if tensor is not None]
+
+    def forward_inputs(*tensors: tf.Tensor) -> tf.Tensor:
+        given = iter(tensors)
+        return forward(next(given), next(given) if attention_mask is not None else None,
+                       next(given) if seed is not None else None)
+
+    return tf.recompute_grad(forward_inputs)(*inputs)
 
 
 def _transformer_layer(layer_input: tf.Tensor, attention_mask: Optional[tf.Tensor], batch_size: Dim,

@@ -190,8 +190,7 @@ def test_training_with_accumulation_loss_scaling_and_lamb_equals_the_plain_model
 
 def test_training_in_bf16_follows_the_plain_model():
     config = performance.session_config(PerformanceSettings(precision="bf16"))
-    checkpointed, plain, fp32 = _train(True, config), _train(False, config), _train(False)
+    checkpointed, plain = _train(True, config), _train(False, config)
     assert all(np.isfinite(value).all() for value in checkpointed.values())
     # bfloat16 rounding (where this CPU runs it) differs between the two graphs only at bfloat16 precision.
     assert _max_difference(checkpointed, plain) < 2e-2
-    assert _max_difference(checkpointed, fp32) < 2e-2
