@@ -11,6 +11,8 @@ training step counts 3x the forward pass (the backward pass computes two product
 
 import dataclasses
 import os
+import resource
+import sys
 import time
 import types
 from typing import Callable, Dict, Optional, Tuple
@@ -94,9 +96,11 @@ def measure(build_op: Callable[[], tf.Operation], examples_per_run: int, flops_p
 def _random_inputs(config: modeling.BertConfig, batch_size: int, seq_length: int) -> Dict[str, tf.Tensor]:
     """int32 [batch_size, seq_length] ids, mask and segments (and [batch_size] labels), in variables."""
 
+    # Global (not local) variables: tf.recompute_grad (gradient_checkpointing) looks every variable its backward
+    # pass reads up among the global ones, and fails on one it cannot find.
     def constant(name, values):
         return tf.get_variable(name, initializer=tf.constant(values), dtype=tf.as_dtype(values.dtype),
-                               trainable=False, collections=[tf.GraphKeys.LOCAL_VARIABLES])
+                               trainable=False)
 
     rng = np.random.RandomState(0)
     return {
@@ -182,9 +186,11 @@ def training_step_builder(config: modeling.BertConfig, batch_size: int, seq_leng
                              loss_scaling=settings.uses_loss_scaling)
 
     def replica_step():
-        features = _random_inputs(config, batch_size, seq_length)
-        loss, _ = _classifier_outputs(implementation, config, features, is_training=True)
-        return implementation.optimization.create_optimizer(loss, 5e-5, 10 ** 6, 100, False, **new_arguments)
+        # As make_estimator does for a model_fn: BertModel reads gradient_checkpointing from the active settings.
+        with performance.training_settings(settings):
+            features = _random_inputs(config, batch_size, seq_length)
+            loss, _ = _classifier_outputs(implementation, config, features, is_training=True)
+            return implementation.optimization.create_optimizer(loss, 5e-5, 10 ** 6, 100, False, **new_arguments)
 
     def build_op():
         strategy = performance.make_distribution_strategy(settings)
@@ -212,9 +218,11 @@ def check_supported(settings: PerformanceSettings, implementation: Implementatio
     """The original has none of the training-step features; only session options (bf16, XLA) apply to it."""
     settings.validate()
     if not implementation.is_ours and (settings.num_accumulation_steps != 1 or settings.is_distributed
-                                       or settings.uses_loss_scaling):
-        raise ValueError("the original implementation has no gradient accumulation, distribution strategy or loss "
-                         "scaling; benchmark it with fp32 or bf16 and optionally XLA")
+                                       or settings.uses_loss_scaling or settings.gradient_checkpointing
+                                       or settings.optimizer != "adamw"):
+        raise ValueError("the original implementation has no gradient accumulation, distribution strategy, loss "
+                         "scaling, gradient checkpointing or LAMB; benchmark it with fp32 or bf16 and optionally "
+                         "XLA")
 
 
 def num_replicas(settings: PerformanceSettings) -> int:
@@ -247,6 +255,12 @@ def measure_inference(config: modeling.BertConfig, batch_size: int, seq_length: 
     return measure(inference_builder(config, batch_size, seq_length, implementation), batch_size,
                    forward_flops_per_example(config, seq_length), performance.session_config(single_device),
                    num_runs, num_warmup_runs)
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident memory of this whole process so far (getrusage counts KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024
 
 
 def matmul_dtype(precision: str) -> tf.DType:

@@ -100,6 +100,12 @@ def define_performance_flags(training: bool = True) -> None:
                       "[New] Data-parallel training: mirrored (all local GPUs) or multi_worker_mirrored (workers "
                       "listed in the TF_CONFIG environment variable). train_batch_size stays the global batch.")
     flags.DEFINE_integer("num_gpus", None, "[New] With distribution_strategy=mirrored: GPUs to use (default all).")
+    flags.DEFINE_bool("gradient_checkpointing", False,
+                      "[New] Keep only each encoder layer's input in the forward pass and recompute the layer in "
+                      "the backward pass: much less activation memory for about one more forward pass of time.")
+    flags.DEFINE_enum("optimizer", "adamw", list(performance.OPTIMIZERS),
+                      "[New] adamw: the original's Adam with decoupled weight decay. lamb: LAMB (layer-wise trust "
+                      "ratio, bias correction), for pre-training with batches in the thousands.")
 
 
 def define_export_flag() -> None:

@@ -16,6 +16,7 @@ The module reads top-down: configuration, the model, then the building blocks it
 
 import collections
 import copy
+import functools
 import json
 import math
 import re
@@ -24,7 +25,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import file_io
+from bert import file_io, performance
 from bert.errors import UserError
 
 # A dimension as returned by get_shape_list: a Python int when static, a scalar Tensor when not.
@@ -200,7 +201,8 @@ class BertModel(object):
                  input_mask: Optional[tf.Tensor] = None,
                  token_type_ids: Optional[tf.Tensor] = None,
                  use_one_hot_embeddings: bool = False,
-                 scope: Optional[str] = None):
+                 scope: Optional[str] = None,
+                 gradient_checkpointing: Optional[bool] = None):
         """Builds embeddings, encoder and pooler under variable scope `scope` (default "bert").
 
         Args:
@@ -212,6 +214,9 @@ class BertModel(object):
           token_type_ids: optional int32 Tensor [batch_size, seq_length] of segment ids; default all zeros.
           use_one_hot_embeddings: look words up by one-hot matmul (fast on TPU) instead of tf.gather.
           scope: optional variable scope name.
+          gradient_checkpointing: [new] recompute each encoder layer in the backward pass instead of keeping its
+            activations (training only); None takes it from the run's `performance.PerformanceSettings`, which
+            task model_fns have active (off unless configured).
 
         Raises:
           ValueError: the config is inconsistent or a tensor has the wrong rank or length.
@@ -227,6 +232,8 @@ class BertModel(object):
             input_mask = tf.ones(shape=[batch_size, seq_length], dtype=tf.int32)
         if token_type_ids is None:
             token_type_ids = tf.zeros(shape=[batch_size, seq_length], dtype=tf.int32)
+        if gradient_checkpointing is None:
+            gradient_checkpointing = performance.active_training_settings().gradient_checkpointing
 
         with tf.variable_scope(scope, default_name="bert"):
             with tf.variable_scope("embeddings"):
@@ -245,7 +252,8 @@ class BertModel(object):
                     hidden_dropout_prob=config.hidden_dropout_prob,
                     attention_probs_dropout_prob=config.attention_probs_dropout_prob,
                     initializer_range=config.initializer_range,
-                    do_return_all_layers=True)
+                    do_return_all_layers=True,
+                    gradient_checkpointing=gradient_checkpointing and is_training)
             self.sequence_output = self.all_encoder_layers[-1]
             with tf.variable_scope("pooler"):
                 self.pooled_output = _pooler(self.sequence_output, config)
@@ -357,10 +365,16 @@ def create_initializer(initializer_range: float = 0.02) -> Initializer:
     return tf.truncated_normal_initializer(stddev=initializer_range)
 
 
-def dropout(input_tensor: tf.Tensor, dropout_prob: Optional[float]) -> tf.Tensor:
-    """Drops values with probability `dropout_prob` (the rate to drop, not to keep); None or 0 is a no-op."""
+def dropout(input_tensor: tf.Tensor, dropout_prob: Optional[float], seed: Optional[tf.Tensor] = None) -> tf.Tensor:
+    """Drops values with probability `dropout_prob` (the rate to drop, not to keep); None or 0 is a no-op.
+
+    [New] With `seed` (int64 Tensor [2]) the mask is a pure function of the seed (stateless random numbers): a
+    recomputation with the same seed drops the same values.
+    """
     if dropout_prob is None or dropout_prob == 0.0:
         return input_tensor
+    if seed is not None:
+        return tf.nn.experimental.stateless_dropout(input_tensor, rate=dropout_prob, seed=seed)
     return tf.nn.dropout(input_tensor, rate=dropout_prob)
 
 
@@ -601,7 +615,8 @@ def attention_layer(from_tensor: tf.Tensor,
                     do_return_2d_tensor: bool = False,
                     batch_size: Optional[Dim] = None,
                     from_seq_length: Optional[Dim] = None,
-                    to_seq_length: Optional[Dim] = None) -> tf.Tensor:
+                    to_seq_length: Optional[Dim] = None,
+                    dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """Multi-head scaled dot-product attention from `from_tensor` to `to_tensor` ("Attention Is All You Need").
 
     Creates variables query/, key/ and value/ {kernel, bias} in the current scope. The heads are not separate
@@ -625,6 +640,7 @@ def attention_layer(from_tensor: tf.Tensor,
       initializer_range: stddev of the projection kernels' initialiser.
       do_return_2d_tensor: return [B*F, N*H] instead of [B, F, N*H].
       batch_size, from_seq_length, to_seq_length: B, F, T; required when the inputs are rank 2.
+      dropout_seed: [new] optional int64 Tensor [2] making the dropout mask stateless (see `dropout`).
 
     Returns:
       float32 Tensor [B, F, N*H], or [B*F, N*H] when do_return_2d_tensor.
@@ -663,7 +679,7 @@ def attention_layer(from_tensor: tf.Tensor,
         scores += (1.0 - mask) * MASKED_SCORE_PENALTY
     probs = tf.nn.softmax(scores)  # [B, N, F, T]
     # Dropping whole attended-to tokens, as the original Transformer does.
-    probs = dropout(probs, attention_probs_dropout_prob)
+    probs = dropout(probs, attention_probs_dropout_prob, dropout_seed)
 
     context = tf.matmul(probs, value)  # [B, N, F, H]
     context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, H]
@@ -694,7 +710,8 @@ def transformer_model(input_tensor: tf.Tensor,
                       hidden_dropout_prob: float = 0.1,
                       attention_probs_dropout_prob: float = 0.1,
                       initializer_range: float = 0.02,
-                      do_return_all_layers: bool = False) -> Union[tf.Tensor, List[tf.Tensor]]:
+                      do_return_all_layers: bool = False,
+                      gradient_checkpointing: bool = False) -> Union[tf.Tensor, List[tf.Tensor]]:
     """The Transformer encoder: `num_hidden_layers` post-norm layers under scopes layer_0, layer_1, ...
 
     Args:
@@ -709,6 +726,8 @@ def transformer_model(input_tensor: tf.Tensor,
       attention_probs_dropout_prob: dropout rate on attention probabilities.
       initializer_range: stddev of the weight initialiser.
       do_return_all_layers: return every layer's output rather than only the last.
+      gradient_checkpointing: [new] keep only each layer's input for the backward pass and recompute the layer
+        there (`_checkpointed_layer`); same variables, same values, same gradients.
 
     Returns:
       float32 Tensor [batch_size, seq_length, hidden_size] (the last layer), or a list of one per layer.
@@ -726,32 +745,81 @@ def transformer_model(input_tensor: tf.Tensor,
     # Layers work on [B*S, hidden] matrices, so reshapes happen once here, not in every layer.
     layer_output = reshape_to_matrix(input_tensor)
     all_layer_outputs = []
+    layer = functools.partial(
+        _transformer_layer, batch_size=batch_size, seq_length=seq_length,
+        hidden_size=hidden_size, num_attention_heads=num_attention_heads, intermediate_size=intermediate_size,
+        intermediate_act_fn=intermediate_act_fn, hidden_dropout_prob=hidden_dropout_prob,
+        attention_probs_dropout_prob=attention_probs_dropout_prob, initializer_range=initializer_range)
+    uses_dropout = bool(hidden_dropout_prob) or bool(attention_probs_dropout_prob)
     for layer_index in range(num_hidden_layers):
-        with tf.variable_scope(f"layer_{layer_index}"):
-            layer_output = _transformer_layer(
-                layer_output, attention_mask, batch_size, seq_length, hidden_size, num_attention_heads,
-                intermediate_size, intermediate_act_fn, hidden_dropout_prob, attention_probs_dropout_prob,
-                initializer_range)
-            all_layer_outputs.append(layer_output)
+        if gradient_checkpointing:
+            # custom gradients in graph mode need resource variables; the names are the same.
+            with tf.variable_scope(f"layer_{layer_index}", use_resource=True):
+                layer_output = _checkpointed_layer(layer, layer_output, attention_mask, uses_dropout)
+        else:
+            with tf.variable_scope(f"layer_{layer_index}"):
+                layer_output = layer(layer_output, attention_mask)
+        all_layer_outputs.append(layer_output)
 
     if do_return_all_layers:
         return [reshape_from_matrix(output, input_shape) for output in all_layer_outputs]
     return reshape_from_matrix(layer_output, input_shape)
 
 
+def _checkpointed_layer(layer: Callable[..., tf.Tensor], layer_input: tf.Tensor,
+                        attention_mask: Optional[tf.Tensor], uses_dropout: bool) -> tf.Tensor:
+    """`layer(layer_input, attention_mask)` under tf.recompute_grad: its activations are dropped after the forward
+    pass and recomputed from `layer_input` when the backward pass reaches the layer.
+
+    The mask is an input too, not a captured tensor: tf.custom_gradient searches the ops between its inputs and
+    outputs for variables, and would wander into whatever the mask was computed from.
+
+    The dropout masks must be the same both times, or the gradients would belong to a different network. So the
+    layer's dropout is stateless, seeded by a random int64 pair drawn once per run outside the recomputed function
+    (new masks every step and micro-batch, no mask tensors kept in memory).
+    """
+    seed = None
+    if uses_dropout:
+        seed = tf.random.uniform([2], maxval=tf.int64.max, dtype=tf.int64, name="dropout_seed")
+    calls = []
+
+    def forward(inputs: tf.Tensor, mask: Optional[tf.Tensor], dropout_seed: Optional[tf.Tensor]) -> tf.Tensor:
+        # The recomputation finds the variables the forward pass created.
+        with tf.variable_scope(tf.get_variable_scope(), reuse=True if calls else None):
+            calls.append(True)
+            return layer(inputs, mask, dropout_seed=dropout_seed)
+
+    # The seed is an input, not a captured tensor, for memory: recompute_grad makes the recomputation's inputs
+    # depend on the incoming gradient, so its mask ops run late. Mask ops fed by the very same seed tensor would
+    # be identical to the forward pass's, and Grappler would merge them and keep every mask alive until the
+    # backward pass.
+    inputs = [tensor for tensor in (layer_input, attention_mask, seed) if tensor is not None]
+
+    def forward_inputs(*tensors: tf.Tensor) -> tf.Tensor:
+        given = iter(tensors)
+        return forward(next(given), next(given) if attention_mask is not None else None,
+                       next(given) if seed is not None else None)
+
+    return tf.recompute_grad(forward_inputs)(*inputs)
+
+
 def _transformer_layer(layer_input: tf.Tensor, attention_mask: Optional[tf.Tensor], batch_size: Dim,
                        seq_length: Dim, hidden_size: int, num_attention_heads: int, intermediate_size: int,
                        intermediate_act_fn: Activation, hidden_dropout_prob: float,
-                       attention_probs_dropout_prob: float, initializer_range: float) -> tf.Tensor:
+                       attention_probs_dropout_prob: float, initializer_range: float,
+                       dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """One encoder layer: self-attention block, then feed-forward block, each with residual + layer norm.
 
     Args:
       layer_input: float32 Tensor [B*S, hidden_size].
+      dropout_seed: optional int64 Tensor [2]; when given, the three dropouts are stateless, seeded from it.
 
     Returns:
       float32 Tensor [B*S, hidden_size].
     """
     initializer = create_initializer(initializer_range)
+    site_seeds = [None if dropout_seed is None else tf.random.experimental.stateless_fold_in(dropout_seed, site)
+                  for site in range(3)]
     with tf.variable_scope("attention"):
         with tf.variable_scope("self"):
             attention_heads = attention_layer(
@@ -765,20 +833,21 @@ def _transformer_layer(layer_input: tf.Tensor, attention_mask: Optional[tf.Tenso
                 do_return_2d_tensor=True,
                 batch_size=batch_size,
                 from_seq_length=seq_length,
-                to_seq_length=seq_length)  # [B*S, hidden]
+                to_seq_length=seq_length,
+                dropout_seed=site_seeds[0])  # [B*S, hidden]
         with tf.variable_scope("output"):
             attention_output = _project_add_and_norm(attention_heads, layer_input, hidden_size,
-                                                     hidden_dropout_prob, initializer)  # [B*S, hidden]
+                                                     hidden_dropout_prob, initializer, site_seeds[1])  # [B*S, hidden]
     with tf.variable_scope("intermediate"):
         intermediate_output = dense(attention_output, intermediate_size, intermediate_act_fn,
                                     initializer)  # [B*S, intermediate]
     with tf.variable_scope("output"):
         return _project_add_and_norm(intermediate_output, attention_output, hidden_size, hidden_dropout_prob,
-                                     initializer)  # [B*S, hidden]
+                                     initializer, site_seeds[2])  # [B*S, hidden]
 
 
 def _project_add_and_norm(input_tensor: tf.Tensor, residual: tf.Tensor, hidden_size: int, dropout_prob: float,
-                          initializer: Initializer) -> tf.Tensor:
+                          initializer: Initializer, dropout_seed: Optional[tf.Tensor] = None) -> tf.Tensor:
     """layer_norm(dropout(dense(input)) + residual): the output half of each sub-layer.
 
     Args:
@@ -788,7 +857,7 @@ def _project_add_and_norm(input_tensor: tf.Tensor, residual: tf.Tensor, hidden_s
     Returns:
       float32 Tensor [rows, hidden_size].
     """
-    projected = dropout(dense(input_tensor, hidden_size, kernel_initializer=initializer), dropout_prob)
+    projected = dropout(dense(input_tensor, hidden_size, kernel_initializer=initializer), dropout_prob, dropout_seed)
     return layer_norm(projected + residual)
 
 

@@ -1,5 +1,9 @@
 """The optimizer BERT was trained with: Adam with decoupled weight decay, linear warmup and linear decay.
 
+[New] `create_optimizer(..., optimizer="lamb")` takes LAMB steps instead (You et al. 2019, for batches in the
+thousands): the same moments, weight-decay exclusions, schedule, clipping and global step, plus Adam's bias
+correction and a per-variable trust ratio.
+
 `create_optimizer` assembles the pieces the way pre-training and fine-tuning use them; the pieces
 (`learning_rate_schedule`, `build_optimizer`, `apply_clipped_gradients`) are public so that variants of the
 training step can reuse them without re-deriving the numbers.
@@ -10,6 +14,7 @@ of them the graph is the original's.
 """
 
 import functools
+import math
 import re
 from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -24,13 +29,14 @@ ADAM_BETA_1 = 0.9
 ADAM_BETA_2 = 0.999
 ADAM_EPSILON = 1e-6
 GRADIENT_CLIP_NORM = 1.0
+OPTIMIZERS = performance.OPTIMIZERS
 
 Gradient = Union[tf.Tensor, tf.IndexedSlices]
 
 
 def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_warmup_steps: Optional[int],
                      use_tpu: bool, num_accumulation_steps: Optional[int] = None,
-                     loss_scaling: Optional[bool] = None) -> tf.Operation:
+                     loss_scaling: Optional[bool] = None, optimizer: Optional[str] = None) -> tf.Operation:
     """Builds the training op: one AdamWeightDecay step on all trainable variables plus a global-step increment.
 
     Args:
@@ -42,6 +48,8 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
       num_accumulation_steps: [new] average the gradients of this many runs of the op (micro-batches) into one
         update; None takes it from the run's `performance.PerformanceSettings` (1 unless configured).
       loss_scaling: [new] dynamic loss scaling, for float16; None takes it from the run's settings (on for fp16).
+      optimizer: [new] "adamw" (the original's AdamWeightDecay) or "lamb"; None takes it from the run's settings
+        ("adamw" unless configured).
 
     Returns:
       An Operation that increments the global step and updates the variables and their `adam_m`/`adam_v`
@@ -55,6 +63,9 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
         num_accumulation_steps = settings.num_accumulation_steps
     if loss_scaling is None:
         loss_scaling = settings.uses_loss_scaling
+    if optimizer is None:
+        optimizer = settings.optimizer
+    check_optimizer_name(optimizer)
     tvars = tf.trainable_variables()
     if not tvars:
         raise ValueError("create_optimizer found no trainable variables in the current graph")
@@ -65,16 +76,17 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
                              "with use_tpu")
         schedule = functools.partial(learning_rate_schedule, init_lr=init_lr, num_train_steps=num_train_steps,
                                      num_warmup_steps=num_warmup_steps)
-        return _build_extended_train_op(loss, tvars, global_step, schedule, num_accumulation_steps, loss_scaling)
+        return _build_extended_train_op(loss, tvars, global_step, schedule, num_accumulation_steps, loss_scaling,
+                                        optimizer)
     # AdamWeightDecayOptimizer leaves the global step alone, so it is counted here. The original increments it
     # and reads it for the learning rate with no ordering between the two (a race); its reference trajectory
     # came from runs where the increment landed first. Incrementing explicitly first makes that deterministic:
     # the update taken when the global step is t uses the learning rate of step t + 1.
     next_global_step = global_step.assign_add(1)
     learning_rate = learning_rate_schedule(next_global_step, init_lr, num_train_steps, num_warmup_steps)
-    optimizer = build_optimizer(learning_rate, use_tpu)
+    step_optimizer = build_optimizer(learning_rate, use_tpu, optimizer, update_number=next_global_step)
     grads = tf.gradients(loss, tvars)
-    apply_op = apply_clipped_gradients(optimizer, grads, tvars)
+    apply_op = apply_clipped_gradients(step_optimizer, grads, tvars)
     return tf.group(apply_op, next_global_step)
 
 
@@ -108,15 +120,25 @@ def learning_rate_schedule(global_step: Union[tf.Tensor, tf.Variable], init_lr: 
     return tf.where(step < warmup_steps, warmup_lr, decayed_lr)
 
 
-def build_optimizer(learning_rate: Union[float, tf.Tensor], use_tpu: bool) -> tf.train.Optimizer:
-    """The AdamWeightDecayOptimizer with BERT's settings, wrapped to sum gradients across shards on TPU."""
-    optimizer = AdamWeightDecayOptimizer(
-        learning_rate=learning_rate,
-        weight_decay_rate=WEIGHT_DECAY_RATE,
-        beta_1=ADAM_BETA_1,
-        beta_2=ADAM_BETA_2,
-        epsilon=ADAM_EPSILON,
-        exclude_from_weight_decay=list(EXCLUDE_FROM_WEIGHT_DECAY))
+def check_optimizer_name(optimizer: str) -> None:
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+
+
+def build_optimizer(learning_rate: Union[float, tf.Tensor], use_tpu: bool, optimizer: str = "adamw",
+                    update_number: Optional[tf.Tensor] = None) -> tf.train.Optimizer:
+    """The AdamWeightDecayOptimizer (or LambOptimizer) with BERT's settings, wrapped to sum gradients across
+    shards on TPU. LAMB needs `update_number`, the 1-based number of the update being taken."""
+    check_optimizer_name(optimizer)
+    settings = dict(learning_rate=learning_rate, weight_decay_rate=WEIGHT_DECAY_RATE, beta_1=ADAM_BETA_1,
+                    beta_2=ADAM_BETA_2, epsilon=ADAM_EPSILON,
+                    exclude_from_weight_decay=list(EXCLUDE_FROM_WEIGHT_DECAY))
+    if optimizer == "lamb":
+        if update_number is None:
+            raise ValueError("the LAMB optimizer needs the update's number for its bias correction")
+        optimizer = LambOptimizer(update_number=update_number, **settings)
+    else:
+        optimizer = AdamWeightDecayOptimizer(**settings)
     if use_tpu:
         optimizer = tf.tpu.CrossShardOptimizer(optimizer)
     return optimizer
@@ -172,33 +194,76 @@ class AdamWeightDecayOptimizer(tf.train.Optimizer):
         return tf.group(*assignments, name=name)
 
     def _apply_to_variable(self, grad: Gradient, param: tf.Variable) -> List[tf.Operation]:
-        """The assignments of one Adam step with decoupled weight decay to `param` and its two moments."""
+        """The assignments of one step with decoupled weight decay to `param` and its two moments."""
         m, v = create_adam_slots(param)
-        return self.update_with_slots(grad, param, m, v, self.uses_weight_decay(param))
+        return self.update_with_slots(grad, param, m, v, self.is_excluded(param))
 
     def update_with_slots(self, grad: Gradient, param: tf.Variable, m: tf.Variable, v: tf.Variable,
-                          use_weight_decay: bool) -> List[tf.Operation]:
-        """The assignments of one step to `param` and its moments `m`, `v` (which may be replicas' copies)."""
+                          excluded: bool) -> List[tf.Operation]:
+        """The assignments of one step to `param` and its moments `m`, `v` (which may be replicas' copies);
+        `excluded`: whether `param` is on the exclusion list (`is_excluded`)."""
         next_m = tf.multiply(self.beta_1, m) + tf.multiply(1.0 - self.beta_1, grad)
         next_v = tf.multiply(self.beta_2, v) + tf.multiply(1.0 - self.beta_2, tf.square(grad))
-        update = next_m / (tf.sqrt(next_v) + self.epsilon)
-        if use_weight_decay:
-            update += self.weight_decay_rate * param
+        update = self._scaled_update(next_m, next_v, param, excluded)
         next_param = param - self.learning_rate * update
         return [param.assign(next_param), m.assign(next_m), v.assign(next_v)]
 
-    def uses_weight_decay(self, param: tf.Variable) -> bool:
-        """Whether `param` is decayed, judged by its name."""
-        return self._uses_weight_decay(_variable_name(param.name))
+    def _scaled_update(self, next_m: tf.Tensor, next_v: tf.Tensor, param: tf.Variable,
+                       excluded: bool) -> tf.Tensor:
+        """What the learning rate multiplies: m / (sqrt(v) + epsilon), plus the weight decay."""
+        update = next_m / (tf.sqrt(next_v) + self.epsilon)
+        if self.weight_decay_rate and not excluded:
+            update += self.weight_decay_rate * param
+        return update
 
-    def _uses_weight_decay(self, param_name: str) -> bool:
-        """Whether the variable called `param_name` is decayed (a non-zero rate and no exclusion pattern matches)."""
-        if not self.weight_decay_rate:
-            return False
-        for pattern in self.exclude_from_weight_decay or ():
-            if re.search(pattern, param_name) is not None:
-                return False
-        return True
+    def is_excluded(self, param: tf.Variable) -> bool:
+        """Whether `param`'s name matches an `exclude_from_weight_decay` pattern."""
+        return self._is_excluded(_variable_name(param.name))
+
+    def _is_excluded(self, param_name: str) -> bool:
+        return any(re.search(pattern, param_name) is not None for pattern in self.exclude_from_weight_decay or ())
+
+
+class LambOptimizer(AdamWeightDecayOptimizer):
+    """LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning", Algorithm 2): the AdamWeightDecay step
+    with bias-corrected moments, rescaled per variable by the trust ratio ||w|| / ||update||.
+
+    The ratio gives every layer a step proportional to its weights' norm, which keeps very large batches (and
+    their large learning rates) stable. Variables excluded from weight decay (LayerNorm, bias) skip the ratio
+    too, as in TF Model Garden's and tensorflow-addons' LAMB; a ratio with a zero norm on either side is 1.
+    """
+
+    def __init__(self, learning_rate: Union[float, tf.Tensor], update_number: tf.Tensor, **kwargs):
+        """`update_number`: scalar Tensor, the 1-based number of the update being taken (the bias correction's t)."""
+        kwargs.setdefault("name", "LambOptimizer")
+        super().__init__(learning_rate, **kwargs)
+        self.update_number = update_number
+
+    def _scaled_update(self, next_m: tf.Tensor, next_v: tf.Tensor, param: tf.Variable,
+                       excluded: bool) -> tf.Tensor:
+        t = tf.cast(self.update_number, tf.float32)
+        m_hat = next_m / _one_minus_power(self.beta_1, t)
+        v_hat = next_v / _one_minus_power(self.beta_2, t)
+        update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
+        if excluded:
+            return update
+        if self.weight_decay_rate:
+            update += self.weight_decay_rate * param
+        return trust_ratio(param, update) * update
+
+
+def _one_minus_power(beta: float, t: tf.Tensor) -> tf.Tensor:
+    """1 - beta**t as -expm1(t * log(beta)): for beta_2 = 0.999 and small t, 1 - pow() in float32 loses ~5 digits
+    to cancellation (a 1e-5 relative error in the first updates); this keeps float32's precision."""
+    return -tf.math.expm1(t * math.log(beta))
+
+
+def trust_ratio(param: tf.Tensor, update: tf.Tensor) -> tf.Tensor:
+    """||param|| / ||update||, or 1.0 when either norm is 0 (a zero-initialised variable, a zero update)."""
+    param_norm = tf.norm(param)
+    update_norm = tf.norm(update)
+    both_positive = tf.logical_and(param_norm > 0.0, update_norm > 0.0)
+    return tf.where(both_positive, param_norm / tf.where(both_positive, update_norm, 1.0), 1.0)
 
 
 def _variable_name(tensor_name: str) -> str:
@@ -268,8 +333,9 @@ class _ExtendedStep:
     """The variables and settings of one extended training step; `cross_replica_op` builds its update."""
 
     def __init__(self, params: List[tf.Variable], global_step: tf.Variable, schedule: Callable,
-                 num_accumulation_steps: int, loss_scale: Optional[DynamicLossScale]):
+                 num_accumulation_steps: int, loss_scale: Optional[DynamicLossScale], optimizer: str = "adamw"):
         self.params = params
+        self.optimizer = optimizer
         self.slots = [create_adam_slots(param) for param in params]
         self.global_step = global_step
         self.schedule = schedule
@@ -315,18 +381,19 @@ class _ExtendedStep:
     def _update(self, strategy: tf.distribute.Strategy, grads: List, norm: tf.Tensor) -> tf.Operation:
         # As in create_optimizer: the update taken at global step t uses the learning rate of step t + 1.
         next_step = strategy.extended.read_var(self.global_step) + 1
-        optimizer = build_optimizer(self.schedule(next_step), use_tpu=False)
+        optimizer = build_optimizer(self.schedule(next_step), False, self.optimizer, update_number=next_step)
         clip_scale = _clip_scale(norm, GRADIENT_CLIP_NORM)
         updates = []
         for param, (m, v), grad in zip(self.params, self.slots, grads):
-            update = _adam_update_fn(optimizer, optimizer.uses_weight_decay(param))
+            update = _adam_update_fn(optimizer, optimizer.is_excluded(param))
             updates.append(strategy.extended.update(param, update, args=(grad, m, v, clip_scale), group=True))
         with tf.control_dependencies(updates):
             return _assign_everywhere(strategy, self.global_step, next_step)
 
 
 def _build_extended_train_op(loss: tf.Tensor, tvars: Sequence[tf.Variable], global_step: tf.Variable,
-                             schedule: Callable, num_accumulation_steps: int, loss_scaling: bool) -> tf.Operation:
+                             schedule: Callable, num_accumulation_steps: int, loss_scaling: bool,
+                             optimizer: str = "adamw") -> tf.Operation:
     """create_optimizer's training op with accumulation, loss scaling and/or tf.distribute replicas."""
     if num_accumulation_steps < 1:
         raise ValueError(f"num_accumulation_steps must be >= 1, got {num_accumulation_steps}")
@@ -338,16 +405,17 @@ def _build_extended_train_op(loss: tf.Tensor, tvars: Sequence[tf.Variable], glob
     divisor = float(num_accumulation_steps) * (loss_scale.scale if loss_scale else 1.0)
     # Dense (embedding gradients arrive as IndexedSlices): they are summed into dense accumulators or all-reduced.
     grads = [tf.convert_to_tensor(grad) / divisor for grad, _ in grads_and_vars]
-    step = _ExtendedStep([v for _, v in grads_and_vars], global_step, schedule, num_accumulation_steps, loss_scale)
+    step = _ExtendedStep([v for _, v in grads_and_vars], global_step, schedule, num_accumulation_steps, loss_scale,
+                         optimizer)
     return tf.distribute.get_replica_context().merge_call(step.cross_replica_op, args=(grads,))
 
 
-def _adam_update_fn(optimizer: AdamWeightDecayOptimizer, use_weight_decay: bool) -> Callable:
+def _adam_update_fn(optimizer: AdamWeightDecayOptimizer, excluded: bool) -> Callable:
     """The per-device update of one parameter for `strategy.extended.update`."""
 
     def update(param, grad, m, v, clip_scale):
         grad = tf.convert_to_tensor(grad) * clip_scale
-        return tf.group(*optimizer.update_with_slots(grad, param, m, v, use_weight_decay))
+        return tf.group(*optimizer.update_with_slots(grad, param, m, v, excluded))
 
     return update
 

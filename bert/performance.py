@@ -10,7 +10,9 @@ All of them default to off, and then nothing here touches the graph or the sessi
 - XLA compiles the graph just in time (`global_jit_level`); on CPU, TensorFlow also needs
   `--tf_xla_cpu_global_jit` in `TF_XLA_FLAGS`, which `session_config` adds.
 - Gradient accumulation and data-parallel training change the training step; `optimization.create_optimizer` reads
-  them from the settings `training_settings` makes active while a model_fn runs.
+  them (and the optimizer: AdamW or LAMB) from the settings `training_settings` makes active while a model_fn runs.
+- Gradient checkpointing recomputes each encoder layer in the backward pass instead of keeping its activations;
+  `modeling.BertModel` reads it from the same active settings.
 """
 
 import contextlib
@@ -24,6 +26,7 @@ from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorflow.python.client import pywrap_tf_session
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+OPTIMIZERS = ("adamw", "lamb")  # the names optimization.create_optimizer accepts
 DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 
 # Ops the mixed-precision rewrite must leave in float32, and the rewrite's environment variables that say so (read
@@ -44,6 +47,8 @@ class PerformanceSettings:
     num_accumulation_steps: int = 1  # micro-batches summed into each update; train_batch_size stays the update's
     distribution_strategy: str = "none"  # one of DISTRIBUTION_STRATEGIES
     num_gpus: Optional[int] = None  # GPUs per worker for mirrored training; None = all visible
+    gradient_checkpointing: bool = False  # recompute encoder layers in the backward pass (less memory, more time)
+    optimizer: str = "adamw"  # one of OPTIMIZERS; adamw is the original's AdamWeightDecay
 
     def validate(self, use_tpu: bool = False) -> None:
         """Raises ValueError naming the setting when a value, or a combination with `use_tpu`, is unsupported."""
@@ -52,6 +57,8 @@ class PerformanceSettings:
         if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
             raise ValueError(f"distribution_strategy must be one of {', '.join(DISTRIBUTION_STRATEGIES)}, "
                              f"got {self.distribution_strategy!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if not isinstance(self.num_accumulation_steps, int) or self.num_accumulation_steps < 1:
             raise ValueError(f"num_accumulation_steps must be an integer >= 1, got {self.num_accumulation_steps!r}")
         if self.num_gpus is not None and self.num_gpus < 0:

@@ -31,8 +31,8 @@ common_flags.define_performance_flags()
 
 FLAGS = flags.FLAGS
 
-HEADER = ("| code | model | seq | batch | precision | XLA | accum. | strategy | train ex/s | predict ex/s | "
-          "GFLOP/ex (train) | train TFLOP/s | % of matmul peak |\n|" + "---|" * 13)
+HEADER = ("| code | model | seq | batch | precision | XLA | accum. | strategy | grad. ckpt | train ex/s | "
+          "predict ex/s | GFLOP/ex (train) | train TFLOP/s | peak RSS (MB) | % of matmul peak |\n|" + "---|" * 15)
 
 
 def _model_config() -> modeling.BertConfig:
@@ -68,6 +68,7 @@ def main(_):
     if FLAGS.matmul_size:
         result["matmul_peak_flops_per_second"] = benchmark.measure_matmul_peak(
             benchmark.matmul_dtype(settings.precision), FLAGS.matmul_size)
+    result["peak_rss_bytes"] = benchmark.peak_rss_bytes()
     print(HEADER)
     print(_table_row(result))
     if FLAGS.output_json:
@@ -84,9 +85,10 @@ def _table_row(result: dict) -> str:
         fraction = f"{100 * result['train_flops_per_second'] / result['matmul_peak_flops_per_second']:.0f}%"
     cells = [result["code"], result["model"], result["seq"], result["batch"], result["precision"],
              "on" if result["use_xla"] else "off",
-             result["num_accumulation_steps"], result["distribution_strategy"], number("train_examples_per_second"),
+             result["num_accumulation_steps"], result["distribution_strategy"],
+             "on" if result["gradient_checkpointing"] else "off", number("train_examples_per_second"),
              number("predict_examples_per_second"), number("train_flops_per_example", 1e9, 2),
-             number("train_flops_per_second", 1e12, 3), fraction]
+             number("train_flops_per_second", 1e12, 3), number("peak_rss_bytes", 2 ** 20, 0), fraction]
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 

@@ -79,7 +79,9 @@ report = {"replicas": estimator_utils.make_estimator(
                                           performance=PerformanceSettings(distribution_strategy="mirrored")),
     train_batch_size=16).config.train_distribute.num_replicas_in_sync}
 for name, settings in [("mirrored", dict(distribution_strategy="mirrored")),
-                       ("mirrored_accumulated", dict(distribution_strategy="mirrored", num_accumulation_steps=2))]:
+                       ("mirrored_accumulated", dict(distribution_strategy="mirrored", num_accumulation_steps=2)),
+                       ("mirrored_checkpointed", dict(distribution_strategy="mirrored", num_accumulation_steps=2,
+                                                      gradient_checkpointing=True))]:
     values = train(name, **settings)
     report[name] = {"names_match": sorted(values) == sorted(single),
                     "global_step": int(values["global_step"]),
@@ -124,7 +126,7 @@ def test_mirrored_uses_both_logical_devices(mirrored_report):
     assert mirrored_report["single_trained"]
 
 
-@pytest.mark.parametrize("name", ["mirrored", "mirrored_accumulated"])
+@pytest.mark.parametrize("name", ["mirrored", "mirrored_accumulated", "mirrored_checkpointed"])
 def test_mirrored_training_equals_single_device_with_the_global_batch(mirrored_report, name):
     result = mirrored_report[name]
     assert result["names_match"]  # same checkpoint variables: no accumulators, no per-replica copies
