@@ -94,16 +94,6 @@ def assert_same_lines(ours, original):
     assert ours == original
 
 
-def test_default_jsonl_equals_the_stored_output_of_the_original_program(minilm_checkpoint, tmp_path):
-    """The shared golden golden/extract_features/golden_sentences.jsonl: the original extract_features.py on the
-    model golden's 4 inputs (MiniLM, --max_seq_length=64 --batch_size=4, default layers)."""
-    with open(shared_path("golden", "extract_features", "golden_sentences.jsonl"), "rb") as reader:
-        original = reader.read()
-    ours = run_program(OURS, minilm_checkpoint, golden_input_file(tmp_path), str(tmp_path / "out.jsonl"),
-                       *GOLDEN_FLAGS)
-    assert_same_lines(ours, original)
-
-
 @pytest.mark.skipif(not ORIGINAL_BERT_DIR, reason="set ORIGINAL_BERT_DIR to a checkout of google-research/bert")
 @pytest.mark.parametrize("inputs", ["golden_sentences", "mrpc_23_lines"])
 def test_default_jsonl_equals_the_original_programs_output_live(minilm_checkpoint, tmp_path, inputs):
