@@ -12,6 +12,8 @@ from bert import estimator_utils, modeling
 
 ModeKeys = tf.estimator.ModeKeys
 
+HEAD_DROPOUT_RATE = 0.1  # the original's dropout on the pooled vector while training
+
 
 def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids: tf.Tensor, input_mask: tf.Tensor,
                  segment_ids: tf.Tensor, labels: tf.Tensor, num_labels: int, use_one_hot_embeddings: bool,
@@ -32,7 +34,7 @@ def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids:
 
     with tf.variable_scope("loss"):
         if is_training:
-            pooled = tf.nn.dropout(pooled, rate=0.1)
+            pooled = tf.nn.dropout(pooled, rate=HEAD_DROPOUT_RATE)
         logits = tf.nn.bias_add(tf.matmul(pooled, output_weights, transpose_b=True), output_bias)  # [B, C]
         if is_regression:
             values = tf.squeeze(logits, axis=-1)  # [B]
