@@ -162,13 +162,14 @@ class _Phase:
                         steps_run, seconds, speed)
         return speed
 
-    def _write_records_by_length(self, examples: List, name: str) -> Tuple[str, List[int]]:
-        """With dynamic padding: writes `examples` shortest first, so that batches are short; returns the path
-        and the input index of each record written."""
+    def _write_records_by_length(self, examples: List, batch_size: int, name: str) -> Tuple[str, List[int]]:
+        """With dynamic padding: writes `examples` shortest first (see `order_for_evaluation`), so that batches
+        are short; returns the path and the input index of each record written."""
         path = os.path.join(self.options.output_dir, name)
         features = classifier_data.convert_examples_to_features(examples, self.label_list,
                                                                 self.options.max_seq_length, self.tokenizer)
-        order = sequence_length.order_by_length([sum(feature.input_mask) for feature in features])
+        order = sequence_length.order_for_evaluation([sum(feature.input_mask) for feature in features],
+                                                     batch_size)
         classifier_data.write_features([features[index] for index in order], self.options.max_seq_length, path,
                                        self.processor.is_regression)
         return path, order
@@ -181,7 +182,7 @@ class _Phase:
         examples = self._padded(examples, batch_size)
         order = None
         if self.lengths.dynamic_padding:
-            path, order = self._write_records_by_length(examples, name)
+            path, order = self._write_records_by_length(examples, batch_size, name)
         else:
             path = self._write_records(examples, name)
         tf.logging.info("***** Running %s *****", title)

@@ -7,7 +7,8 @@ batch after batching, so a model that attends only to real tokens gives the same
   XLA, to one of a few fixed bucket lengths, so that only a few programs compile). TPUs need static shapes and are
   refused.
 - `group_batches_by_length`: training batches of examples of similar length, in shuffled order.
-- `order_by_length` / `restore_order`: eval and predict sets run shortest first, results go back in input order.
+- `order_by_length` / `order_for_evaluation` / `restore_order`: eval and predict sets run shortest first, results
+  go back in input order.
 """
 
 import dataclasses
@@ -90,6 +91,16 @@ def group_batches_by_length(examples: tf.data.Dataset, batch_size: int, drop_rem
 def order_by_length(lengths: Sequence[int]) -> List[int]:
     """Indices of `lengths`, shortest first (ties keep input order): the order eval/predict examples run in."""
     return sorted(range(len(lengths)), key=lambda index: lengths[index])
+
+
+def order_for_evaluation(lengths: Sequence[int], batch_size: int) -> List[int]:
+    """`order_by_length` for all but the last partial batch, which stays last and as it was.
+
+    Estimator's eval `loss` is the mean of the batch means: with full batches of one size it does not depend on
+    which examples share a batch, and keeping the partial batch whole keeps that value equal to the input order's.
+    """
+    num_full = len(lengths) - len(lengths) % batch_size
+    return order_by_length(lengths[:num_full]) + list(range(num_full, len(lengths)))
 
 
 def restore_order(results_in_order: Sequence[T], order: Sequence[int]) -> List[T]:
