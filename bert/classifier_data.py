@@ -412,11 +412,20 @@ def file_based_convert_examples_to_features(examples, label_list: Optional[Seque
                                                              tokenizer)))
 
 
+def write_features(features: Sequence[InputFeatures], max_seq_length: int, output_file: str,
+                   is_regression: bool = False) -> None:
+    """Writes already-converted `features`, in the order given, to the TFRecord `output_file`."""
+    spec = classifier_feature_spec(max_seq_length, is_regression)
+    input_pipeline.write_tfrecord(output_file, (_feature_row(feature) for feature in features), spec)
+
+
 def file_based_input_fn_builder(input_file: str, seq_length: int, is_training: bool, drop_remainder: bool,
-                                is_regression: bool = False):
-    """The original's TFRecord input_fn for classification, on the shared input pipeline."""
+                                is_regression: bool = False,
+                                lengths: Optional[input_pipeline.LengthSettings] = None):
+    """The original's TFRecord input_fn for classification, on the shared input pipeline (`lengths`: opt-in
+    dynamic padding)."""
     spec = classifier_feature_spec(seq_length, is_regression)
-    return input_pipeline.input_fn_builder(input_file, spec, is_training, drop_remainder)
+    return input_pipeline.input_fn_builder(input_file, spec, is_training, drop_remainder, lengths=lengths)
 
 
 def input_fn_builder(features: Sequence[InputFeatures], seq_length: int, is_training: bool, drop_remainder: bool):

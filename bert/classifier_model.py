@@ -12,6 +12,8 @@ from bert import estimator_utils, modeling, tokenization
 
 ModeKeys = tf.estimator.ModeKeys
 
+HEAD_DROPOUT_RATE = 0.1  # the original's dropout on the pooled vector while training
+
 
 class Encoder(Protocol):
     """[New] A pre-trained BERT that comes with its own vocab and weights (e.g. a TF Hub module,
@@ -48,7 +50,7 @@ def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids:
 
     with tf.variable_scope("loss"):
         if is_training:
-            pooled = tf.nn.dropout(pooled, rate=0.1)
+            pooled = tf.nn.dropout(pooled, rate=HEAD_DROPOUT_RATE)
         logits = tf.nn.bias_add(tf.matmul(pooled, output_weights, transpose_b=True), output_bias)  # [B, C]
         if is_regression:
             values = tf.squeeze(logits, axis=-1)  # [B]

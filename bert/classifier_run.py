@@ -11,7 +11,8 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_data, classifier_model, estimator_utils, export, modeling, tokenization
+from bert import (classifier_data, classifier_model, estimator_utils, export, modeling, sequence_length,
+                  tokenization)
 from bert.errors import UserError, UserFileNotFoundError
 from bert.estimator_utils import RunSettings
 
@@ -38,11 +39,18 @@ class ClassifierOptions:
     num_train_epochs: float = 3.0
     warmup_proportion: float = 0.1
     export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
+    dynamic_padding: bool = False  # [new] cut batches to their longest example; eval/predict ordered by length
+    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
 
     def __post_init__(self):
         if self.run is None:
             self.run = RunSettings(output_dir=self.output_dir)
+
+    def length_settings(self) -> sequence_length.LengthSettings:
+        return sequence_length.LengthSettings.for_run(
+            self.max_seq_length, self.dynamic_padding, self.group_by_length, use_tpu=self.run.use_tpu,
+            use_xla=self.run.performance.use_xla)
 
 
 @dataclasses.dataclass
@@ -72,6 +80,7 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     `encoder` [new] (e.g. a TF Hub module) replaces the BERT of bert_config_file, vocab_file and init_checkpoint.
     """
     _check_options(options)
+    options.length_settings()
     processor = classifier_data.get_processor(options.task_name)
     if encoder is None:
         bert_config, tokenizer, init_checkpoint = _load_pretrained(options)
@@ -137,6 +146,7 @@ class _Phase:
         self.label_list = processor.get_labels()
         self.tokenizer = tokenizer
         self.estimator = estimator
+        self.lengths = options.length_settings()
 
     def _write_records(self, examples: List, name: str) -> str:
         path = os.path.join(self.options.output_dir, name)
@@ -147,7 +157,8 @@ class _Phase:
     def _input_fn(self, path: str, is_training: bool):
         drop_remainder = is_training or self.options.run.use_tpu
         return classifier_data.file_based_input_fn_builder(path, self.options.max_seq_length, is_training,
-                                                           drop_remainder, self.processor.is_regression)
+                                                           drop_remainder, self.processor.is_regression,
+                                                           lengths=self.lengths)
 
     def _padded(self, examples: List, batch_size: int) -> List:
         # TPUs need whole batches: pad with examples that weigh nothing and whose predictions are dropped.
@@ -170,20 +181,39 @@ class _Phase:
                         steps_run, seconds, speed)
         return speed
 
-    def _write_padded_records(self, examples: List, batch_size: int, name: str, title: str) -> Tuple[str, int]:
-        """Pads `examples` for TPU, writes them to `name` and logs the phase; returns (path, examples written)."""
+    def _write_records_by_length(self, examples: List, batch_size: int, name: str) -> Tuple[str, List[int]]:
+        """With dynamic padding: writes `examples` shortest first (see `order_for_evaluation`), so that batches
+        are short; returns the path and the input index of each record written."""
+        path = os.path.join(self.options.output_dir, name)
+        features = classifier_data.convert_examples_to_features(examples, self.label_list,
+                                                                self.options.max_seq_length, self.tokenizer)
+        order = sequence_length.order_for_evaluation([sum(feature.input_mask) for feature in features],
+                                                     batch_size)
+        classifier_data.write_features([features[index] for index in order], self.options.max_seq_length, path,
+                                       self.processor.is_regression)
+        return path, order
+
+    def _write_padded_records(self, examples: List, batch_size: int, name: str,
+                              title: str) -> Tuple[str, int, Optional[List[int]]]:
+        """Pads `examples` for TPU, writes them to `name` and logs the phase; returns (path, examples written,
+        input index of each record or None when they are in input order)."""
         num_actual = len(examples)
         examples = self._padded(examples, batch_size)
-        path = self._write_records(examples, name)
+        order = None
+        if self.lengths.dynamic_padding:
+            path, order = self._write_records_by_length(examples, batch_size, name)
+        else:
+            path = self._write_records(examples, name)
         tf.logging.info("***** Running %s *****", title)
         tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
                         len(examples) - num_actual)
         tf.logging.info("  Batch size = %d", batch_size)
-        return path, len(examples)
+        return path, len(examples), order
 
     def evaluate(self, examples: List) -> Dict[str, object]:
         batch_size = self.options.eval_batch_size
-        path, num_written = self._write_padded_records(examples, batch_size, "eval.tf_record", "evaluation")
+        # The metrics do not depend on the order examples run in.
+        path, num_written, _ = self._write_padded_records(examples, batch_size, "eval.tf_record", "evaluation")
         steps = num_written // batch_size if self.options.run.use_tpu else None
         result = self.estimator.evaluate(input_fn=self._input_fn(path, is_training=False), steps=steps)
         estimator_utils.write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
@@ -191,16 +221,20 @@ class _Phase:
 
     def predict(self, examples: List) -> str:
         num_actual = len(examples)
-        path, _ = self._write_padded_records(examples, self.options.predict_batch_size, "predict.tf_record",
-                                             "prediction")
+        path, _, order = self._write_padded_records(examples, self.options.predict_batch_size,
+                                                    "predict.tf_record", "prediction")
         output_path = os.path.join(self.options.output_dir, "test_results.tsv")
+        predictions = self.estimator.predict(input_fn=self._input_fn(path, is_training=False))
+        if order is not None:
+            predictions = sequence_length.restore_order([p["probabilities"] for p in predictions], order)
+        else:
+            predictions = (p["probabilities"] for p in predictions)
         written = 0
         with tf.io.gfile.GFile(output_path, "w") as writer:
-            predictions = self.estimator.predict(input_fn=self._input_fn(path, is_training=False))
-            for prediction in predictions:
+            for probabilities in predictions:
                 if written >= num_actual:
                     break
-                writer.write("\t".join(str(p) for p in prediction["probabilities"]) + "\n")
+                writer.write("\t".join(str(p) for p in probabilities) + "\n")
                 written += 1
         if written != num_actual:
             raise RuntimeError(f"wrote {written} predictions for {num_actual} test examples")

@@ -72,6 +72,8 @@ def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> Non
     flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs.")
     flags.DEFINE_float("warmup_proportion", 0.1,
                        "Fraction of training with linear learning-rate warmup (0.1 = first 10% of steps).")
+    define_dynamic_padding_flag()
+    define_group_by_length_flag()
 
 
 def define_dynamic_padding_flag() -> None:
@@ -79,6 +81,13 @@ def define_dynamic_padding_flag() -> None:
     flags.DEFINE_bool("dynamic_padding", False,
                       "[New] Cut each batch to the length of its longest example (rounded up to a multiple of 8) "
                       "instead of padding every example to max_seq_length: the same results with less work.")
+
+
+def define_group_by_length_flag() -> None:
+    """[New] --group_by_length, for programs that train on sequences."""
+    flags.DEFINE_bool("group_by_length", False,
+                      "[New] With --dynamic_padding: train on batches of examples of similar length (shuffled "
+                      "between batches) so that batches are shorter; not the original's batches.")
 
 
 def define_performance_flags(training: bool = True) -> None:

@@ -13,6 +13,8 @@ from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from bert.sequence_length import LengthSettings, group_batches_by_length
+
 
 @dataclasses.dataclass(frozen=True)
 class Feature:
@@ -116,12 +118,15 @@ def read_tfrecord(path: str, spec: FeatureSpec) -> List[Dict[str, np.ndarray]]:
 
 def input_fn_builder(input_files: Union[str, Sequence[str]], spec: FeatureSpec, is_training: bool,
                      drop_remainder: bool, num_cpu_threads: Optional[int] = None,
-                     repeat_eval: bool = False) -> Callable[[dict], tf.data.Dataset]:
+                     repeat_eval: bool = False,
+                     lengths: Optional[LengthSettings] = None) -> Callable[[dict], tf.data.Dataset]:
     """Makes the `input_fn(params)` TPUEstimator calls; the batch size comes from `params["batch_size"]`.
 
     Training repeats forever and shuffles (buffer 100, as the original); with several files it also shuffles the
     file order and reads `min(num_cpu_threads, len(files))` files in parallel, as the original pre-training did.
     Evaluation and prediction read in order, once unless `repeat_eval` (pre-training eval counts steps instead).
+    `lengths` (opt-in, see bert.sequence_length) cuts each batch to its longest example and, for training, can
+    group examples of similar length into batches; None keeps every batch at the full padded length.
     """
     files = [input_files] if isinstance(input_files, str) else list(input_files)
     if not files:
@@ -142,6 +147,12 @@ def input_fn_builder(input_files: Union[str, Sequence[str]], spec: FeatureSpec, 
             if repeat_eval:
                 dataset = dataset.repeat()
         dataset = dataset.map(lambda record: decode_record(record, spec), num_parallel_calls=threads)
-        return dataset.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+        if is_training and lengths is not None and lengths.group_by_length:
+            dataset = group_batches_by_length(dataset, batch_size, drop_remainder)
+        else:
+            dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        if lengths is not None and lengths.dynamic_padding:
+            dataset = dataset.map(lengths.cut_batch)
+        return dataset.prefetch(tf.data.AUTOTUNE)
 
     return input_fn

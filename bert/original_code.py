@@ -32,3 +32,43 @@ def load_module(path: str, module_name: str, tensorflow_stand_in: types.ModuleTy
         else:
             sys.modules["tensorflow"] = saved
     return module
+
+
+def tensorflow1_stand_in() -> types.ModuleType:
+    """`tensorflow.compat.v1` plus the `tf.contrib` members the original's modeling, optimization and
+    run_classifier use, mapped to their TF 2.15 homes (layer_norm to this package's equivalent: same variables and
+    math). Enough to run the original's run_classifier.py unchanged."""
+    import tensorflow.compat.v1 as tf
+
+    from bert import modeling
+
+    def contrib_layer_norm(inputs, begin_norm_axis=-1, begin_params_axis=-1, scope=None):
+        if begin_norm_axis != -1 or begin_params_axis != -1:
+            raise NotImplementedError("only layer normalisation over the last axis is provided")
+        return modeling.layer_norm(inputs, name=scope)
+
+    tpu = tf.estimator.tpu
+    stand_in = types.ModuleType("tensorflow")
+    stand_in.__dict__.update(vars(tf))
+    stand_in.contrib = types.SimpleNamespace(
+        layers=types.SimpleNamespace(layer_norm=contrib_layer_norm),
+        tpu=types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer, RunConfig=tpu.RunConfig,
+                                  TPUConfig=tpu.TPUConfig, InputPipelineConfig=tpu.InputPipelineConfig,
+                                  TPUEstimator=tpu.TPUEstimator, TPUEstimatorSpec=tpu.TPUEstimatorSpec),
+        cluster_resolver=types.SimpleNamespace(TPUClusterResolver=tf.distribute.cluster_resolver.TPUClusterResolver),
+        data=types.SimpleNamespace(map_and_batch=tf.data.experimental.map_and_batch))
+    return stand_in
+
+
+def run_original_script(bert_dir: str, script: str, argv: list) -> None:
+    """Runs the `main` of `script` (e.g. run_classifier.py) of an original checkout in `bert_dir` with the command
+    line `argv`, its sibling modules importable by their own names and `tensorflow` the TF 1 stand-in."""
+    from absl import app
+    import tensorflow.compat.v1 as tf
+
+    tf.disable_v2_tensorshape()  # the original reads dimensions as TF 1 `Dimension`s (`.value`); process-wide
+    stand_in = tensorflow1_stand_in()
+    for name in ("tokenization", "modeling", "optimization"):
+        sys.modules[name] = load_module(os.path.join(bert_dir, name + ".py"), name, stand_in)
+    program = load_module(os.path.join(bert_dir, script), "original_" + script[:-len(".py")], stand_in)
+    app.run(program.main, argv=[script] + list(argv))

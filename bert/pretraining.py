@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, input_pipeline, modeling, pretraining_data, tokenization
+from bert import estimator_utils, input_pipeline, modeling, pretraining_data, sequence_length, tokenization
 from bert.errors import UserError, UserFileNotFoundError
 from bert.estimator_utils import RunSettings
 from bert.input_pipeline import Feature
@@ -265,6 +265,7 @@ class PretrainingOptions:
     num_warmup_steps: int = 10000
     max_eval_steps: int = 100
     vocab_file: Optional[str] = None
+    dynamic_padding: bool = False  # [new] eval batches cut to their longest example
     run: RunSettings = None
 
     def __post_init__(self):
@@ -296,6 +297,9 @@ def _check_model_fits(options: PretrainingOptions, bert_config: modeling.BertCon
 def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
     """Trains and/or evaluates; returns the eval results (also written to output_dir/eval_results.txt)."""
     _check_options(options)
+    lengths = sequence_length.LengthSettings.for_run(options.max_seq_length, options.dynamic_padding,
+                                                     use_tpu=options.run.use_tpu,
+                                                     use_xla=options.run.performance.use_xla)
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     _check_model_fits(options, bert_config)
     input_files = pretraining_data.expand_input_patterns(options.input_file)
@@ -326,9 +330,11 @@ def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
         return None
     tf.logging.info("***** Running evaluation *****")
     tf.logging.info("  Batch size = %d", options.eval_batch_size)
-    # Evaluation counts steps over the repeated data; whole batches only, as the original.
+    # Evaluation counts steps over the repeated data; whole batches only, as the original. Cut batches are safe:
+    # masked_lm_positions all point at real tokens.
     eval_input_fn = input_pipeline.input_fn_builder(input_files, spec, is_training=False, drop_remainder=True,
-                                                    num_cpu_threads=NUM_CPU_THREADS, repeat_eval=True)
+                                                    num_cpu_threads=NUM_CPU_THREADS, repeat_eval=True,
+                                                    lengths=lengths)
     result = estimator.evaluate(input_fn=eval_input_fn, steps=options.max_eval_steps)
     estimator_utils.write_key_value_results(os.path.join(options.output_dir, "eval_results.txt"), result)
     return result

@@ -50,6 +50,7 @@ def define_flags() -> None:
                         "[New, optional] The vocabulary the data was made with: checked to fit the config's "
                         "vocab_size.")
     common_flags.define_training_run_flags()
+    common_flags.define_dynamic_padding_flag()
 
 
 def main() -> None:

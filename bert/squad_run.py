@@ -12,8 +12,8 @@ from typing import Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 
-from bert import (estimator_utils, export, input_pipeline, modeling, squad, squad_model, squad_postprocess,
-                  tokenization)
+from bert import (estimator_utils, export, input_pipeline, modeling, sequence_length, squad, squad_model,
+                  squad_postprocess, tokenization)
 from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 from bert.squad_postprocess import PredictionOptions, RawResult
@@ -48,11 +48,18 @@ class SquadOptions:
     version_2_with_negative: bool = False
     null_score_diff_threshold: float = 0.0
     export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
+    dynamic_padding: bool = False  # [new] cut batches to their longest window; predict ordered by length
+    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
 
     def __post_init__(self):
         if self.run is None:
             self.run = RunSettings(output_dir=self.output_dir)
+
+    def length_settings(self) -> sequence_length.LengthSettings:
+        return sequence_length.LengthSettings.for_run(
+            self.max_seq_length, self.dynamic_padding, self.group_by_length, use_tpu=self.run.use_tpu,
+            use_xla=self.run.performance.use_xla)
 
     def prediction_options(self) -> PredictionOptions:
         return PredictionOptions(
@@ -75,6 +82,7 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
     if options.do_predict and not options.predict_file:
         raise UserError("If `do_predict` is True, then `predict_file` must be specified.")
     modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
+    options.length_settings()
     squad.check_window_settings(options.max_seq_length, options.doc_stride, options.max_query_length)
     if options.do_predict and not options.do_train:
         estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
@@ -142,22 +150,26 @@ def train(estimator, examples: List[squad.SquadExample], tokenizer, options: Squ
     tf.logging.info("  Num steps = %d", num_train_steps)
     input_fn = input_pipeline.input_fn_builder(
         writer.filename, squad.feature_spec(options.max_seq_length, is_training=True), is_training=True,
-        drop_remainder=True)
+        drop_remainder=True, lengths=options.length_settings())
     estimator.train(input_fn=input_fn, max_steps=num_train_steps)
 
 
 def predict(estimator, tokenizer, options: SquadOptions) -> Dict[str, str]:
-    """Writes eval.tf_record, runs the model over it in batches and writes the prediction JSON files."""
+    """Writes eval.tf_record, runs the model over it in batches and writes the prediction JSON files.
+
+    With dynamic padding the windows are written shortest first; results find their window by unique_id.
+    """
+    lengths = options.length_settings()
     examples = squad.read_squad_examples(options.predict_file, is_training=False)
     writer = squad.FeatureWriter(os.path.join(options.output_dir, "eval.tf_record"), is_training=False,
                                  max_seq_length=options.max_seq_length)
     features = []
-
-    def keep_and_write(feature: squad.InputFeatures) -> None:
-        features.append(feature)
-        writer.process_feature(feature)
-
-    _convert(examples, tokenizer, options, is_training=False, output_fn=keep_and_write)
+    _convert(examples, tokenizer, options, is_training=False, output_fn=features.append)
+    order = range(len(features))
+    if lengths.dynamic_padding:
+        order = sequence_length.order_by_length([sum(feature.input_mask) for feature in features])
+    for index in order:
+        writer.process_feature(features[index])
     writer.close()
 
     tf.logging.info("***** Running predictions *****")
@@ -166,7 +178,7 @@ def predict(estimator, tokenizer, options: SquadOptions) -> Dict[str, str]:
     tf.logging.info("  Batch size = %d", options.predict_batch_size)
     input_fn = input_pipeline.input_fn_builder(
         writer.filename, squad.feature_spec(options.max_seq_length, is_training=False), is_training=False,
-        drop_remainder=False)
+        drop_remainder=False, lengths=lengths)
     results = _raw_results(estimator.predict(input_fn, yield_single_examples=True))
 
     return squad_postprocess.write_predictions(
