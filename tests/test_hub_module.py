@@ -172,7 +172,7 @@ def test_exported_module_is_self_contained_and_relocatable(tmp_path):
 
 
 def test_export_bad_inputs(tiny_model_dir, tiny_module, tmp_path):
-    with pytest.raises(UserError, match="--init_checkpoint: checkpoint /nonexistent/bert_model.ckpt not found"):
+    with pytest.raises(UserError, match="--init_checkpoint: init_checkpoint /nonexistent/bert_model.ckpt not found"):
         hub_module.export_module(os.path.join(tiny_model_dir, "bert_config.json"), "/nonexistent/bert_model.ckpt",
                                  os.path.join(tiny_model_dir, "vocab.txt"), True, str(tmp_path / "a"))
     with pytest.raises(UserError, match="--vocab_file=/nonexistent/vocab.txt: file not found"):
