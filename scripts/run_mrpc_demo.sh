@@ -26,8 +26,11 @@ if [ ! -f "$MODEL_DIR/bert_model.ckpt.index" ]; then
   $PY scripts/convert_hf_checkpoint.py --input_dir="$HF_DIR" --output_dir="$MODEL_DIR"
 fi
 
-echo "Fine-tuning on $MRPC_DIR; output in $OUTPUT_DIR"
-TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" $PY scripts/run_classifier.py \
+echo "Fine-tuning on $MRPC_DIR; output in $OUTPUT_DIR (log: $OUTPUT_DIR.log)"
+# --dynamic_padding: batches cut to their longest pair, the same batches and results as the original's
+# fixed-length run, about 1.7x faster here (docs/dynamic_padding.md).
+mkdir -p "$(dirname "$OUTPUT_DIR")"
+$PY scripts/run_classifier.py \
   --task_name=MRPC \
   --do_train=true \
   --do_eval=true \
@@ -40,7 +43,11 @@ TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-2}" $PY scripts/run_classifier.py 
   --learning_rate=5e-5 \
   --num_train_epochs=3.0 \
   --seed=12345 \
-  --output_dir="$OUTPUT_DIR" "$@"
+  --dynamic_padding=true \
+  --output_dir="$OUTPUT_DIR" "$@" 2>&1 | tee "$OUTPUT_DIR.log"
+
+echo "== speed"
+grep -E "Trained [0-9]+ steps" "$OUTPUT_DIR.log" | sed 's/^.*Trained/Trained/'
 
 echo "== $OUTPUT_DIR/eval_results.txt"
 cat "$OUTPUT_DIR/eval_results.txt"
