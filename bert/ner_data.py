@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from bert import input_pipeline, ner_metrics, squad
+from bert import input_pipeline, ner_metrics, sequence_length, squad
 from bert.errors import UserError
 from bert.input_pipeline import Feature
 
@@ -263,8 +263,14 @@ def write_windows(windows: Sequence[Window], path: str, max_seq_length: int) -> 
     return input_pipeline.write_tfrecord(path, rows, ner_feature_spec(max_seq_length))
 
 
-def input_fn_builder(path: str, max_seq_length: int, is_training: bool, drop_remainder: bool):
-    return input_pipeline.input_fn_builder(path, ner_feature_spec(max_seq_length), is_training, drop_remainder)
+# With --dynamic_padding the per-token labels and weights are cut with the tokens.
+TOKEN_FEATURES = sequence_length.TOKEN_FEATURES + ("label_ids", "label_weights")
+
+
+def input_fn_builder(path: str, max_seq_length: int, is_training: bool, drop_remainder: bool,
+                     lengths: Optional[sequence_length.LengthSettings] = None):
+    return input_pipeline.input_fn_builder(path, ner_feature_spec(max_seq_length), is_training, drop_remainder,
+                                           lengths=lengths)
 
 
 def word_label_ids(windows: Sequence[Window], window_probabilities: Sequence[np.ndarray],

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, export, modeling, ner_data, ner_metrics, ner_model, tokenization
+from bert import estimator_utils, export, modeling, ner_data, ner_metrics, ner_model, sequence_length, tokenization
 from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 from bert.ner_data import Sentence
@@ -49,11 +49,18 @@ class NerOptions:
     alternative_tags: str = "error"  # one of ner_data.ALTERNATIVE_TAG_POLICIES
     doc_stride: int = 64  # sub-tokens between the starts of a long sentence's windows
     export_dir: Optional[str] = None
+    dynamic_padding: bool = False  # [new] cut batches to their longest window; labelling ordered by length
+    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
 
     def __post_init__(self):
         if self.run is None:
             self.run = RunSettings(output_dir=self.output_dir)
+
+    def length_settings(self) -> sequence_length.LengthSettings:
+        return sequence_length.LengthSettings.for_run(
+            self.max_seq_length, self.dynamic_padding, self.group_by_length, use_tpu=self.run.use_tpu,
+            use_xla=self.run.performance.use_xla, token_features=ner_data.TOKEN_FEATURES)
 
     def path(self, name: str) -> str:
         return os.path.join(self.data_dir, name)
@@ -181,6 +188,7 @@ class _Phase:
         self.labels = label_set.labels
         self.tokenizer = tokenizer
         self.estimator = estimator
+        self.lengths = options.length_settings()
 
     def _record_path(self, name: str) -> str:
         return os.path.join(self.options.output_dir, name)
@@ -194,7 +202,7 @@ class _Phase:
         tf.logging.info("  Num steps = %d", num_train_steps)
         start = time.time()
         input_fn = ner_data.input_fn_builder(path, self.options.max_seq_length, is_training=True,
-                                             drop_remainder=True)
+                                             drop_remainder=True, lengths=self.lengths)
         self.estimator.train(input_fn=input_fn, max_steps=num_train_steps)
         tf.logging.info("Training took %.1f s", time.time() - start)
 
@@ -207,14 +215,19 @@ class _Phase:
         use_tpu = self.options.run.use_tpu
         if use_tpu:  # TPUs need whole batches; padding windows own no word
             windows = ner_data.padded_for_tpu(windows, batch_size, max_seq_length)
+        # With dynamic_padding, windows run shortest first (shorter batches) and results return to input order.
+        order = (sequence_length.order_by_length([sum(w.input_mask) for w in windows])
+                 if self.lengths.dynamic_padding else list(range(len(windows))))
         path = self._record_path(record_name)
-        ner_data.write_windows(windows, path, max_seq_length)
+        ner_data.write_windows([windows[i] for i in order], path, max_seq_length)
         tf.logging.info("***** Labelling %d sentences: %d windows (%d padding), batch size %d *****",
                         len(sentences), len(windows), len(windows) - num_actual, batch_size)
-        input_fn = ner_data.input_fn_builder(path, max_seq_length, is_training=False, drop_remainder=use_tpu)
+        input_fn = ner_data.input_fn_builder(path, max_seq_length, is_training=False, drop_remainder=use_tpu,
+                                             lengths=self.lengths)
         probabilities = [p["probabilities"] for p in self.estimator.predict(input_fn=input_fn)]
         if len(probabilities) != len(windows):
             raise RuntimeError(f"got {len(probabilities)} predictions for {len(windows)} windows")
+        probabilities = sequence_length.restore_order(probabilities, order)
         label_ids = ner_data.word_label_ids(windows[:num_actual], probabilities[:num_actual], sentences)
         return [ner_metrics.repair_bio([self.labels[i] for i in ids]) for ids in label_ids]
 

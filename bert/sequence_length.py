@@ -40,10 +40,12 @@ class LengthSettings:
     dynamic_padding: bool = False
     group_by_length: bool = False  # training only
     buckets: Optional[Tuple[int, ...]] = None  # None: round up to LENGTH_MULTIPLE
+    token_features: Tuple[str, ...] = TOKEN_FEATURES  # the features cut with the tokens (e.g. per-token labels)
 
     @classmethod
     def for_run(cls, max_seq_length: int, dynamic_padding: bool, group_by_length: bool = False,
-                use_tpu: bool = False, use_xla: bool = False) -> "LengthSettings":
+                use_tpu: bool = False, use_xla: bool = False,
+                token_features: Tuple[str, ...] = TOKEN_FEATURES) -> "LengthSettings":
         """Checks the flags go together; XLA gets the bucket lengths, TPUs (static shapes only) are refused."""
         if group_by_length and not dynamic_padding:
             raise UserError("--group_by_length needs --dynamic_padding: batches of similar length only save work "
@@ -52,7 +54,7 @@ class LengthSettings:
             raise UserError("--dynamic_padding does not work with --use_tpu: TPU programs need one static sequence "
                             "length; drop --dynamic_padding (or lower --max_seq_length)")
         buckets = bucket_lengths(max_seq_length) if dynamic_padding and use_xla else None
-        return cls(max_seq_length, dynamic_padding, group_by_length, buckets)
+        return cls(max_seq_length, dynamic_padding, group_by_length, buckets, tuple(token_features))
 
     def cut_length(self, longest: tf.Tensor) -> tf.Tensor:
         """int32 scalar: the length a batch whose longest example has `longest` tokens is cut to."""
@@ -67,7 +69,8 @@ class LengthSettings:
         """`batch` with its per-token features [B, max_seq_length] cut to [B, cut_length]; others unchanged."""
         lengths = tf.reduce_sum(batch[MASK_FEATURE], axis=1)  # [B]
         length = self.cut_length(tf.reduce_max(lengths))
-        return {name: tensor[:, :length] if name in TOKEN_FEATURES else tensor for name, tensor in batch.items()}
+        return {name: tensor[:, :length] if name in self.token_features else tensor
+                for name, tensor in batch.items()}
 
 
 def group_batches_by_length(examples: tf.data.Dataset, batch_size: int, drop_remainder: bool,

@@ -239,3 +239,26 @@ def test_baseline_scores_dev_and_test(tmp_path):
     assert scores["dev_num_gold_entities"] > 0
     with pytest.raises(UserError, match="nothing.txt not found"):
         ner_baseline.baseline_scores(data_dir, "train.txt", "nothing.txt", "test.txt")
+
+
+def test_dynamic_padding_labels_like_the_fixed_length_run(tiny_model_dir, tmp_path):
+    """--dynamic_padding: windows run shortest first in batches cut to their length; every word gets the tag of
+    the fixed-length run, and training on cut batches of similar length (per-token labels cut with the tokens)
+    learns the same lookup."""
+    data_dir, _ = write_data(tmp_path / "data")
+    out = tmp_path / "out"
+    fixed = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_eval=True, do_predict=True))
+    fixed_predictions = open(fixed.predictions_file).read()
+    fixed_eval = open(out / "eval_results.txt").read()
+
+    cut = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_eval=True, do_predict=True,
+                                   dynamic_padding=True))
+    assert open(cut.predictions_file).read() == fixed_predictions
+    assert open(out / "eval_results.txt").read() == fixed_eval
+
+    grouped_out = tmp_path / "grouped"
+    ner_run.run(tiny_options(tiny_model_dir, data_dir, grouped_out, do_train=True, do_eval=True,
+                             dynamic_padding=True, group_by_length=True))
+    written = estimator_utils.read_key_value_results(str(grouped_out / "eval_results.txt"))
+    assert int(written["global_step"]) == int(40 / 8 * 3.0)
+    assert float(written["eval_token_accuracy"]) > 0.6
