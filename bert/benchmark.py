@@ -96,7 +96,7 @@ def measure(build_op: Callable[[], tf.Operation], examples_per_run: int, flops_p
 def _random_inputs(config: modeling.BertConfig, batch_size: int, seq_length: int) -> Dict[str, tf.Tensor]:
     """int32 [batch_size, seq_length] ids, mask and segments (and [batch_size] labels), in variables."""
 
-    # Global (not local) variables: tf.recompute_grad (gradient_checkpointing) looks every variable its backward
+    # Global (not local) variables: tf.custom_gradient (gradient_checkpointing) looks every variable its backward
     # pass reads up among the global ones, and fails on one it cannot find.
     def constant(name, values):
         return tf.get_variable(name, initializer=tf.constant(values), dtype=tf.as_dtype(values.dtype),

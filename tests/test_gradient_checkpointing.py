@@ -68,9 +68,9 @@ SEEDS = [np.array([11, 12], np.int64), np.array([21, 22], np.int64)]
 
 
 def _without_recomputation(monkeypatch):
-    """The checkpointed model's graph with tf.recompute_grad replaced by a plain call: same stateless dropout,
-    ordinary backpropagation through the kept activations."""
-    monkeypatch.setattr(modeling.tf, "recompute_grad", lambda f: f)
+    """The checkpointed model's graph with the recomputing wrapper replaced by a plain call: same stateless
+    dropout, ordinary backpropagation through the kept activations."""
+    monkeypatch.setattr(modeling, "_recompute_in_backward_pass", lambda f: f)
 
 
 def test_dropout_off_gradients_equal_the_plain_model():
@@ -96,6 +96,27 @@ def test_dropout_on_recomputation_uses_the_forward_masks(monkeypatch):
     no_dropout_loss, _, _ = _evaluate(_build(False, 0.0), initial)
     other_loss, _, _ = _evaluate(_build(True, 0.3), initial, seeds=[s + 1 for s in SEEDS])
     assert abs(loss - no_dropout_loss) > 1e-5 and abs(loss - other_loss) > 1e-5
+
+
+def test_recomputation_runs_in_the_backward_pass():
+    """In the executed step (after Grappler) layer 0 is recomputed only after layer 1 was recomputed and
+    backpropagated; a recomputation free to run during the forward pass would save no memory."""
+    graph, _, grads = _build(True, 0.0)
+    with graph.as_default(), tf.Session(graph=graph) as session:
+        session.run(tf.global_variables_initializer())
+        metadata = tf.RunMetadata()
+        session.run(grads, options=tf.RunOptions(trace_level=tf.RunOptions.FULL_TRACE), run_metadata=metadata)
+    spans = {node.node_name: (node.all_start_micros, node.all_start_micros + node.all_end_rel_micros)
+             for device in metadata.step_stats.dev_stats for node in device.node_stats}
+
+    def recomputed_softmax(layer):
+        [name] = [n for n in spans if n.startswith(f"gradients/bert/encoder/layer_{layer}/IdentityN_grad/")
+                  and n.endswith("/attention/self/Softmax")]
+        return spans[name]
+
+    forward_ends = max(end for name, (_, end) in spans.items() if name.startswith("bert/encoder/layer_1/"))
+    assert recomputed_softmax(1)[0] >= forward_ends
+    assert recomputed_softmax(0)[0] >= recomputed_softmax(1)[1]
 
 
 def test_a_recomputation_drawing_new_masks_is_caught(monkeypatch):
