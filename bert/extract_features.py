@@ -16,6 +16,7 @@ from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's star
 from typing import Callable, Sequence
 
 from absl import flags
+import tensorflow.compat.v1 as tf
 
 from bert import common_flags, feature_extraction, modeling
 from bert.performance import PerformanceSettings

@@ -310,7 +310,8 @@ def test_classifier_eval_and_predict_files_equal_the_fixed_length_run(tiny_model
 
 
 def test_classifier_refuses_dynamic_padding_on_tpu(tiny_model_dir, mrpc_dir, tmp_path):
-    options = _classifier_options(tiny_model_dir, mrpc_dir, str(tmp_path), None, do_eval=True, dynamic_padding=True)
+    options = _classifier_options(tiny_model_dir, mrpc_dir, str(tmp_path),
+                                  os.path.join(tiny_model_dir, "bert_model.ckpt"), do_eval=True, dynamic_padding=True)
     options.run.use_tpu = True
     with pytest.raises(UserError, match="use_tpu"):
         classifier_run.run(options)
