@@ -9,6 +9,7 @@ variants. The variants run back to back, so their ratios are meaningful on a bus
     --max_seq_length=512 --batch_size=4 --search_batch_sizes=4,6,8,12,16
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 import json
 import os
 import subprocess
@@ -16,9 +17,9 @@ import sys
 import tempfile
 from typing import Dict, List, Optional, Sequence
 
-from absl import app, flags
+from absl import flags
 
-from bert.common_flags import user_errors_reported
+from bert import common_flags
 from bert.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -131,12 +132,7 @@ def run_all() -> None:
 
 def main() -> None:
     define_flags()
-
-    def program(_):
-        with user_errors_reported():
-            run_all()
-
-    app.run(program)
+    common_flags.run_program(run_all)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import tensorflow.compat.v1 as tf
 
-from bert import input_pipeline, tokenization
+from bert import file_io, input_pipeline, tokenization
 from bert.errors import UserError, UserFileNotFoundError
 from bert.input_pipeline import Feature
 
@@ -73,14 +73,7 @@ class DataProcessor:
         """Rows of a tab-separated file (quoting off by default, as GLUE files need)."""
         if not tf.io.gfile.exists(input_file):
             raise UserFileNotFoundError(f"data file not found: {input_file} (check --data_dir and --task_name)")
-        with tf.io.gfile.GFile(input_file, "rb") as f:
-            data = f.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line = data.count(b"\n", 0, error.start) + 1
-            raise UserError(f"{input_file}, line {line}: not valid UTF-8 text ({error.reason} at byte "
-                            f"{error.start}); save the file as UTF-8") from None
+        text = file_io.read_text(input_file, "data file")
         return list(csv.reader(io.StringIO(text), delimiter="\t", quotechar=quotechar))
 
 

@@ -11,18 +11,18 @@ the same batches. matplotlib is needed for the plot only, and only here.
     --plot=docs/lamb_vs_adamw.png
 """
 
+from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
 import csv
 import json
 import os
 import time
 from typing import Dict, List, Sequence, Tuple
 
-from absl import app, flags
+from absl import flags
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import input_pipeline, modeling, optimization, pretraining, pretraining_data, tokenization
-from bert.common_flags import user_errors_reported
+from bert import common_flags, input_pipeline, modeling, optimization, pretraining, pretraining_data, tokenization
 from bert.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -209,13 +209,7 @@ def run_all() -> None:
 
 def main() -> None:
     define_flags()
-    flags.mark_flags_as_required(["output_dir"])
-
-    def program(_):
-        with user_errors_reported():
-            run_all()
-
-    app.run(program)
+    common_flags.run_program(run_all, required_flags=("output_dir",))
 
 
 if __name__ == "__main__":

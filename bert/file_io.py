@@ -34,7 +34,8 @@ def read_text(path: str, what: str = "file") -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
-        raise UserError(f"{what} {path}, line {line}: not valid UTF-8 text ({error.reason})") from None
+        raise UserError(f"{what} {path}, line {line}: not valid UTF-8 text ({error.reason} at byte {error.start}); "
+                        f"save the file as UTF-8") from None
 
 
 def read_json(path: str, what: str = "JSON file"):

@@ -16,12 +16,12 @@ and tokenizing local data stays fast.
 """
 
 import collections
-import os
 import re
 import unicodedata
 from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
 
-from bert.errors import UserError, UserFileNotFoundError
+from bert import file_io
+from bert.errors import UserError
 
 TextLike = Union[str, bytes]
 
@@ -106,32 +106,10 @@ def validate_case_matches_checkpoint(do_lower_case: bool, init_checkpoint: Optio
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _is_local_path(path: str) -> bool:
-    """True for plain file-system paths, False for URLs such as gs://bucket/vocab.txt."""
-    return "://" not in path
-
-
 def _read_vocab_lines(vocab_file: str) -> List[str]:
     """Lines of the vocabulary file, split on "\\n" only (as tf.io.gfile does) and decoded as UTF-8."""
-    if _is_local_path(vocab_file):
-        if not os.path.isfile(vocab_file):
-            raise UserFileNotFoundError(f"Vocabulary file not found: {vocab_file} (--vocab_file)")
-        with open(vocab_file, "rb") as reader:
-            data = reader.read()
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line = data.count(b"\n", 0, error.start) + 1
-            raise UserError(f"Vocabulary file {vocab_file}, line {line}: not valid UTF-8 ({error.reason}); a "
-                            f"vocab.txt is UTF-8 text, one token per line") from None
-        lines = text.split("\n")
-        return lines if lines[-1] else lines[:-1]
-    import tensorflow.compat.v1 as tf  # Imported here: only remote paths need it, and it is slow to import.
-
-    if not tf.io.gfile.exists(vocab_file):
-        raise UserFileNotFoundError(f"Vocabulary file not found: {vocab_file} (--vocab_file)")
-    with tf.io.gfile.GFile(vocab_file, "r") as reader:
-        return [convert_to_unicode(line) for line in reader.readlines()]
+    lines = file_io.read_text(vocab_file, "vocabulary file (--vocab_file)").split("\n")
+    return lines if lines[-1] else lines[:-1]
 
 
 def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":

@@ -122,7 +122,7 @@ CASES = {
     "vocab_larger_than_vocab_size": (lambda w: _classifier(w, vocab_file=w["big_vocab"]),
                                      ["big_vocab.txt has", "vocab_size="]),
     "missing_vocab": (lambda w: _classifier(w, vocab_file="/nonexistent/vocab.txt"),
-                      ["Vocabulary file not found: /nonexistent/vocab.txt", "--vocab_file"]),
+                      ["vocabulary file (--vocab_file) /nonexistent/vocab.txt not found"]),
     "vocab_not_utf8": (lambda w: _classifier(w, vocab_file=w["bad_utf8_vocab"]),
                        ["bad_vocab.txt, line 3", "UTF-8"]),
     "missing_data_dir": (lambda w: _classifier(w, data_dir="/nonexistent/glue"),

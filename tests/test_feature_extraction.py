@@ -314,7 +314,7 @@ def test_missing_input_and_bad_formats_are_reported(tiny_model_dir, tmp_path):
     (dict(max_seq_length=2), ValueError, "at least 3"),
     (dict(batch_size=0), ValueError, "batch_size must be at least 1"),
     (dict(init_checkpoint="/nonexistent/bert_model.ckpt"), FileNotFoundError, "checkpoint"),
-    (dict(vocab_file="/nonexistent/vocab.txt"), FileNotFoundError, "Vocabulary file not found"),
+    (dict(vocab_file="/nonexistent/vocab.txt"), FileNotFoundError, "vocabulary file .* not found"),
 ])
 def test_bad_settings_are_reported_clearly(tiny_model_dir, overrides, error, message):
     with pytest.raises(error, match=message):
