@@ -132,23 +132,14 @@ def load_original(bert_dir: str) -> Implementation:
     """Imports modeling.py and optimization.py of a checkout of the original release (google-research/bert).
 
     They were written for TensorFlow 1.x and say `import tensorflow as tf`; while they load, that name gives them
-    `tensorflow.compat.v1` plus the two `tf.contrib` members they use: `layers.layer_norm` (served by this package's
-    equivalent, same variables and math) and `tpu.CrossShardOptimizer`. Nothing else of theirs is changed.
+    `original_code.tensorflow1_stand_in()` (`tensorflow.compat.v1` plus the `tf.contrib` members they use, such as
+    `layers.layer_norm`, served by this package's equivalent). Nothing of theirs is changed.
     """
     paths = {name: os.path.join(bert_dir, name + ".py") for name in ("modeling", "optimization")}
     for path in paths.values():
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path} not found: --original_bert_dir must be a checkout of google-research/bert")
-    tf1 = types.ModuleType("tensorflow")
-    tf1.__dict__.update(vars(tf))
-
-    def contrib_layer_norm(inputs, begin_norm_axis=-1, begin_params_axis=-1, scope=None):
-        if begin_norm_axis != -1 or begin_params_axis != -1:
-            raise NotImplementedError("only layer normalisation over the last axis is provided")
-        return modeling.layer_norm(inputs, name=scope)
-
-    tf1.contrib = types.SimpleNamespace(layers=types.SimpleNamespace(layer_norm=contrib_layer_norm),
-                                        tpu=types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer))
+    tf1 = original_code.tensorflow1_stand_in()
     modules = {name: original_code.load_module(path, f"original_bert_{name}", tf1) for name, path in paths.items()}
     return Implementation("original", modules["modeling"], modules["optimization"])
 

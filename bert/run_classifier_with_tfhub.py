@@ -4,8 +4,9 @@
       --data_dir=$GLUE_DIR/MRPC --bert_hub_module_handle=/tmp/bert_module --output_dir=/tmp/mrpc_output
 
 The module (a folder, or a URL hub can resolve, e.g. one of Google's BERT modules) brings its vocab and casing
-(its tokenization_info signature) and weights, so there is no --bert_config_file, --vocab_file, --do_lower_case
-or --init_checkpoint; the job, its files and its metrics are run_classifier's (`bert.classifier_run`). Needs
+(its tokenization_info signature) and weights. Like the original, the program still takes --bert_config_file,
+--vocab_file, --do_lower_case and --init_checkpoint (it had them from run_classifier) and does not use them; a
+warning says so when one is given. The job, its files and its metrics are run_classifier's (`bert.classifier_run`). Needs
 tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
@@ -16,14 +17,16 @@ import tensorflow.compat.v1 as tf
 from bert import classifier_data, classifier_run, common_flags, estimator_utils, hub_module
 
 FLAGS = flags.FLAGS
+_MODEL_FLAGS_FROM_THE_MODULE = ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint")
 
 
 def define_flags() -> None:
-    """bert_hub_module_handle plus the flags of run_classifier that do not describe the pre-trained model."""
+    """bert_hub_module_handle plus the flags of run_classifier, as the original's (which imported them)."""
     flags.DEFINE_string("bert_hub_module_handle", None, "Handle for the BERT TF-Hub module: a folder or a URL.")
     flags.DEFINE_string("data_dir", None, "The folder holding the task's .tsv files.")
     flags.DEFINE_string("task_name", None,
                         f"The task to run: one of {', '.join(sorted(classifier_data.PROCESSORS))}.")
+    common_flags.define_model_flags()  # not used: the module brings its own (kept so the original's commands run)
     common_flags.define_output_dir_flag()
     common_flags.define_fine_tuning_flags(max_seq_length=128)
     common_flags.define_training_run_flags()
@@ -32,9 +35,12 @@ def define_flags() -> None:
 def run_from_flags() -> None:
     """Reads the module's tokenization_info, then runs the classifier job with the module as its BERT."""
     estimator_utils.check_output_dir(FLAGS.output_dir)
+    for name in _MODEL_FLAGS_FROM_THE_MODULE:
+        if FLAGS[name].present:
+            tf.logging.warning("--%s is ignored: the Hub module brings the model, its vocab and casing", name)
     encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
     options = estimator_utils.dataclass_from_flags(
-        classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None,
+        classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None, init_checkpoint=None,
         do_lower_case=encoder.info.do_lower_case, run=estimator_utils.RunSettings.from_flags(FLAGS))
     for line in common_flags.describe_run(options):
         tf.logging.info(line)

@@ -213,9 +213,11 @@ def test_run_classifier_with_tfhub_trains_evaluates_predicts(tiny_module, tmp_pa
     out = tmp_path / "out"
     command = tfhub_command(tiny_module, data_dir, out, "--do_train=true", "--do_eval=true", "--do_predict=true",
                             "--max_seq_length=32", "--train_batch_size=4", "--eval_batch_size=4",
-                            "--predict_batch_size=4", "--num_train_epochs=1", "--learning_rate=1e-3", "--seed=2")
+                            "--predict_batch_size=4", "--num_train_epochs=1", "--learning_rate=1e-3", "--seed=2",
+                            "--do_lower_case=true")  # the original's commands pass it; the module decides
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "--do_lower_case is ignored: the Hub module brings" in completed.stderr
     for name in ("train.tf_record", "eval.tf_record", "predict.tf_record", "eval_results.txt", "test_results.tsv"):
         assert (out / name).exists(), name
     results = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
