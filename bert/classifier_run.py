@@ -48,9 +48,7 @@ class ClassifierOptions:
             self.run = RunSettings(output_dir=self.output_dir)
 
     def length_settings(self) -> sequence_length.LengthSettings:
-        return sequence_length.LengthSettings.for_run(
-            self.max_seq_length, self.dynamic_padding, self.group_by_length, use_tpu=self.run.use_tpu,
-            use_xla=self.run.performance.use_xla)
+        return sequence_length.LengthSettings.for_options(self)
 
 
 @dataclasses.dataclass

@@ -58,9 +58,7 @@ class NerOptions:
             self.run = RunSettings(output_dir=self.output_dir)
 
     def length_settings(self) -> sequence_length.LengthSettings:
-        return sequence_length.LengthSettings.for_run(
-            self.max_seq_length, self.dynamic_padding, self.group_by_length, use_tpu=self.run.use_tpu,
-            use_xla=self.run.performance.use_xla, token_features=ner_data.TOKEN_FEATURES)
+        return sequence_length.LengthSettings.for_options(self, token_features=ner_data.TOKEN_FEATURES)
 
     def path(self, name: str) -> str:
         return os.path.join(self.data_dir, name)

@@ -56,6 +56,13 @@ class LengthSettings:
         buckets = bucket_lengths(max_seq_length) if dynamic_padding and use_xla else None
         return cls(max_seq_length, dynamic_padding, group_by_length, buckets, tuple(token_features))
 
+    @classmethod
+    def for_options(cls, options, token_features: Tuple[str, ...] = TOKEN_FEATURES) -> "LengthSettings":
+        """`for_run` from a task's options (their max_seq_length, dynamic_padding, group_by_length and run)."""
+        return cls.for_run(options.max_seq_length, options.dynamic_padding, options.group_by_length,
+                           use_tpu=options.run.use_tpu, use_xla=options.run.performance.use_xla,
+                           token_features=token_features)
+
     def cut_length(self, longest: tf.Tensor) -> tf.Tensor:
         """int32 scalar: the length a batch whose longest example has `longest` tokens is cut to."""
         longest = tf.maximum(longest, 1)
