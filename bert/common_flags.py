@@ -5,6 +5,8 @@ Each script calls the groups it needs; defaults that differ between the original
 """
 
 import dataclasses
+import functools
+import os
 import sys
 from typing import Callable, Dict, Sequence, Tuple
 
@@ -16,7 +18,39 @@ from bert.errors import UserError, report_error, user_errors_reported  # noqa: F
 
 FLAGS = flags.FLAGS
 
+# --helpshort heading of each flag (by its Flag object) the groups below define; a program's own flags are listed
+# under its name.
+_FLAG_GROUPS: Dict[flags.Flag, str] = {}
+_NESTED_GROUP_FLAGS: list = []  # while group functions run: the flags each inner one has claimed
+_GROUP_ORDER = ("Pre-trained model", "Output", "Training, evaluation and prediction", "Run and checkpoints",
+                "TPU", "Speed and scale [new, opt-in]", "Export [new]")
 
+
+def _flag_group(heading: str) -> Callable[[Callable], Callable]:
+    """Decorates a define_* function: the flags it defines are listed under `heading` in --helpshort; those a
+    nested group defines keep that group's heading."""
+
+    def decorate(define: Callable) -> Callable:
+        @functools.wraps(define)
+        def define_in_group(*args, **kwargs):
+            before = set(FLAGS)
+            _NESTED_GROUP_FLAGS.append(set())
+            try:
+                define(*args, **kwargs)
+            finally:
+                nested = _NESTED_GROUP_FLAGS.pop()
+            own = set(FLAGS) - before - nested
+            for name in own:
+                _FLAG_GROUPS[FLAGS[name]] = heading
+            if _NESTED_GROUP_FLAGS:
+                _NESTED_GROUP_FLAGS[-1].update(own | nested)
+
+        return define_in_group
+
+    return decorate
+
+
+@_flag_group("Pre-trained model")
 def define_model_flags(with_vocab: bool = True, with_init_checkpoint: bool = True) -> None:
     """bert_config_file, vocab_file, do_lower_case, init_checkpoint and output_dir."""
     flags.DEFINE_string("bert_config_file", None,
@@ -30,10 +64,12 @@ def define_model_flags(with_vocab: bool = True, with_init_checkpoint: bool = Tru
                             "Checkpoint to start from, usually a pre-trained BERT (bert_model.ckpt).")
 
 
+@_flag_group("Output")
 def define_output_dir_flag() -> None:
     flags.DEFINE_string("output_dir", None, "Where checkpoints, TFRecords and results are written.")
 
 
+@_flag_group("TPU")
 def define_tpu_flags(with_cluster: bool = True) -> None:
     """use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores."""
     flags.DEFINE_bool("use_tpu", False, "Run on a Cloud TPU instead of CPU/GPU.")
@@ -45,6 +81,7 @@ def define_tpu_flags(with_cluster: bool = True) -> None:
     flags.DEFINE_integer("num_tpu_cores", 8, "With use_tpu: the number of TPU cores to use.")
 
 
+@_flag_group("Run and checkpoints")
 def define_run_flags() -> None:
     """save_checkpoints_steps, iterations_per_loop (steps per TPU loop / Estimator call) and the new seed."""
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Save a checkpoint every this many steps.")
@@ -55,6 +92,7 @@ def define_run_flags() -> None:
                          "this many training steps; 0 = at most about 20 lines per run (total steps / 20, rounded up).")
 
 
+@_flag_group("Training, evaluation and prediction")
 def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> None:
     """Flags of the fine-tuning scripts (run_classifier, run_squad) with the original's defaults."""
     flags.DEFINE_integer("max_seq_length", max_seq_length,
@@ -76,6 +114,7 @@ def define_fine_tuning_flags(max_seq_length: int, with_eval: bool = True) -> Non
     define_group_by_length_flag()
 
 
+@_flag_group("Speed and scale [new, opt-in]")
 def define_dynamic_padding_flag() -> None:
     """[New] --dynamic_padding, shared by every program that batches sequences."""
     flags.DEFINE_bool("dynamic_padding", False,
@@ -83,6 +122,7 @@ def define_dynamic_padding_flag() -> None:
                       "instead of padding every example to max_seq_length: the same results with less work.")
 
 
+@_flag_group("Speed and scale [new, opt-in]")
 def define_group_by_length_flag() -> None:
     """[New] --group_by_length, for programs that train on sequences."""
     flags.DEFINE_bool("group_by_length", False,
@@ -90,6 +130,7 @@ def define_group_by_length_flag() -> None:
                       "between batches) so that batches are shorter; not the original's batches.")
 
 
+@_flag_group("Speed and scale [new, opt-in]")
 def define_performance_flags(training: bool = True) -> None:
     """[New] Opt-in speed and scale features (bert.performance); the defaults are the original's behaviour.
 
@@ -117,6 +158,7 @@ def define_performance_flags(training: bool = True) -> None:
                       "ratio, bias correction), for pre-training with batches in the thousands.")
 
 
+@_flag_group("Export [new]")
 def define_export_flag() -> None:
     flags.DEFINE_string("export_dir", None,
                         "[New] Write a SavedModel for serving (signature serving_default: input_ids, input_mask, "
@@ -243,7 +285,8 @@ def run_program(program_main: Callable[[], None], required_flags: Sequence[str] 
 
 
 def declare_program_flags_key() -> None:
-    """Makes every flag defined by the `bert` package a key flag of the main module (absl's `sys.argv[0]`).
+    """Makes every flag defined by the `bert` package a key flag of the main module (absl's `sys.argv[0]`), and
+    has --helpshort list them in groups (`short_help`).
 
     absl's --helpshort lists only the main module's key flags, so without this it would leave out the shared
     groups defined here (and, for `scripts/X.py` or an installed command, every flag). A program's process defines
@@ -255,3 +298,19 @@ def declare_program_flags_key() -> None:
         if module != main_module and module.split(".")[0] == "bert":
             for flag in module_flags:
                 FLAGS.register_key_flag_for_module(main_module, flag)
+    # absl's --helpshort prints FLAGS.main_module_help(); this instance's version groups the flags.
+    FLAGS.__dict__["main_module_help"] = short_help
+
+
+def short_help() -> str:
+    """The key flags of the main module under headings: the program's own first, then the shared groups."""
+    program = os.path.basename(sys.argv[0])
+    by_heading: Dict[str, list] = {}
+    for flag in FLAGS.get_key_flags_for_module(sys.argv[0]):
+        by_heading.setdefault(_FLAG_GROUPS.get(flag, program), []).append(flag)
+    lines = []
+    for heading in (program,) + _GROUP_ORDER:
+        if heading in by_heading:
+            lines.append(f"{heading}:")
+            FLAGS._render_flag_list(by_heading[heading], lines)  # absl's own rendering of a flag list
+    return "\n".join(lines)

@@ -10,7 +10,7 @@ import sysconfig
 import pytest
 
 from conftest import REPO_ROOT
-from program_help import FORMS, PROGRAMS, flags_listed, help_outputs, program_flags_in_full_help
+from program_help import FORMS, PROGRAMS, flags_by_section, flags_listed, help_outputs, program_flags_in_full_help
 
 # Flags that are not in the original program but new here; --helpshort must list them too.
 NEW_FLAGS_SAMPLE = {
@@ -39,6 +39,22 @@ def test_helpshort_of_run_classifier_shows_the_shared_groups():
     assert {"data_dir", "task_name", "bert_config_file", "vocab_file", "do_train", "learning_rate",
             "num_train_epochs", "use_tpu", "tpu_name", "save_checkpoints_steps"} <= short
     assert "helpfull" not in short and "logtostderr" not in short  # absl's own flags stay in --helpfull
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_helpshort_groups_the_flags_under_headings(form):
+    sections = flags_by_section(help_outputs()[f"run_classifier {form} --helpshort"])
+    assert set(sections) == {"run_classifier.py", "Pre-trained model", "Output",
+                             "Training, evaluation and prediction", "Run and checkpoints", "TPU",
+                             "Speed and scale [new, opt-in]", "Export [new]"}
+    assert sections["run_classifier.py"] == {"data_dir", "task_name"}
+    assert {"bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint"} == sections["Pre-trained model"]
+    assert {"precision", "use_xla", "dynamic_padding", "group_by_length", "gradient_checkpointing",
+            "optimizer"} <= sections["Speed and scale [new, opt-in]"]
+    assert {"do_train", "learning_rate", "max_seq_length"} <= sections["Training, evaluation and prediction"]
+    # run_pretraining defines its own max_seq_length: listed under the program, not the fine-tuning group
+    pretraining = flags_by_section(help_outputs()[f"run_pretraining {form} --helpshort"])
+    assert {"max_seq_length", "input_file", "num_train_steps"} <= pretraining["run_pretraining.py"]
 
 
 def test_helpfull_still_groups_by_defining_module():
