@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from absl import app, flags
 import numpy as np
@@ -49,7 +49,10 @@ flags.DEFINE_string("work_dir", None, "Where runs write; default a new temporary
 FLAGS = flags.FLAGS
 
 MRPC_TRAIN_EXAMPLES = 3668
-_EXAMPLES_PER_SECOND = re.compile(r"^INFO:tensorflow:examples/sec: ([0-9.eE+-]+)$", re.MULTILINE)
+# The original logs TPUEstimator's rate after every step; ours logs a progress line every few steps with the
+# rate since the previous line.
+_ORIGINAL_STEP_RATE = re.compile(r"^INFO:tensorflow:examples/sec: ([0-9.eE+-]+)$", re.MULTILINE)
+_OUR_PROGRESS_RATE = re.compile(r"^I [0-9:]+ step (\d+)/\d+ .* ([0-9.]+) examples/s", re.MULTILINE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,12 +106,26 @@ def timed(arguments: List[str], log_path: str) -> Dict[str, float]:
     return {"wall": wall, "cpu": cpu}
 
 
+def logged_rates(log: str) -> List[Tuple[int, int, float]]:
+    """(first step, last step, examples/s) of each interval a training log reports a rate for."""
+    original = [float(rate) for rate in _ORIGINAL_STEP_RATE.findall(log)]
+    if original:
+        return [(step, step, rate) for step, rate in enumerate(original, start=1)]
+    intervals, previous = [], 0
+    for step, rate in _OUR_PROGRESS_RATE.findall(log):
+        intervals.append((previous + 1, int(step), float(rate)))
+        previous = int(step)
+    return intervals
+
+
 def steady_training_rate(log_path: str, skip_steps: int) -> float:
-    """Examples/s over the logged steps after the first `skip_steps` (each line is one step's rate)."""
-    rates = [float(x) for x in _EXAMPLES_PER_SECOND.findall(open(log_path).read())][skip_steps:]
-    if not rates:
-        raise RuntimeError(f"no per-step examples/sec lines in {log_path}")
-    return len(rates) / sum(1.0 / r for r in rates)
+    """Examples/s over the logged intervals that start after the first `skip_steps` steps."""
+    intervals = [(first, last, rate) for first, last, rate in logged_rates(open(log_path).read())
+                 if first > skip_steps]
+    if not intervals:
+        raise RuntimeError(f"no examples/s lines after step {skip_steps} in {log_path}")
+    steps = sum(last - first + 1 for first, last, _ in intervals)
+    return steps / sum((last - first + 1) / rate for first, last, rate in intervals)
 
 
 def measure_training(variant: Variant, work_dir: str, index: int) -> Dict[str, float]:
@@ -140,6 +157,7 @@ def main(_):
     flags.mark_flag_as_required("model_dir")
     variants = [v for v in VARIANTS if not v.original or FLAGS.original_bert_dir]
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_dynamic_padding_")
+    os.makedirs(work_dir, exist_ok=True)
     train_runs = {v.name: [] for v in variants}
     predict_runs = {v.name: [] for v in variants}
     for round_index in range(FLAGS.rounds):

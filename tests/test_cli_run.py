@@ -4,6 +4,8 @@ output_dir with --init_checkpoint=<training output_dir>/model.ckpt-N gives the t
 
 import glob
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -11,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils
 from cli_helpers import run_script
-from conftest import make_tiny_model_dir
+from conftest import REPO_ROOT, make_tiny_model_dir
 from test_classifier_run import write_mrpc_like
 
 NUM_TRAIN, BATCH, EPOCHS, LOG_EVERY = 24, 4, 2, 4
@@ -96,3 +98,25 @@ def test_default_progress_interval_gives_at_most_twenty_lines(every, total, expe
     assert interval == expected
     if every == 0:
         assert total // interval <= 20
+
+
+def _benchmark_training_rate(log_text: str, skip_steps: int, tmp_path) -> float:
+    """scripts/benchmark_dynamic_padding.py's steady training rate of a log (in a subprocess: the script defines
+    absl flags at import)."""
+    log_path = tmp_path / "train.log"
+    log_path.write_text(log_text)
+    code = ("import sys; sys.path.insert(0, 'scripts'); import benchmark_dynamic_padding as benchmark; "
+            "print(benchmark.steady_training_rate(sys.argv[1], int(sys.argv[2])))")
+    completed = subprocess.run([sys.executable, "-c", code, str(log_path), str(skip_steps)], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True)
+    return float(completed.stdout)
+
+
+def test_dynamic_padding_benchmark_reads_our_progress_lines_and_the_originals_step_rates(trained, tmp_path):
+    progress = [match for match in map(PROGRESS.search, trained["log"].splitlines()) if match]
+    later = [float(m.group(5)) for m in progress if int(m.group(1)) > LOG_EVERY]  # intervals after step 4
+    # Each interval is LOG_EVERY steps: the steady rate is their examples over their seconds.
+    assert _benchmark_training_rate(trained["log"], LOG_EVERY, tmp_path) == pytest.approx(
+        len(later) / sum(1.0 / rate for rate in later), rel=1e-6)
+    original_log = "".join(f"INFO:tensorflow:examples/sec: {rate}\n" for rate in (1.0, 10.0, 40.0))
+    assert _benchmark_training_rate(original_log, 1, tmp_path) == pytest.approx(2 / (1 / 10.0 + 1 / 40.0))
