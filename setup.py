@@ -27,6 +27,9 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.9,<3.12",
     packages=find_packages(include=["bert", "bert.*"]),
+    # Packages at the top of the checkout: an editable install is then one .pth line, without the import hook
+    # (and the notice) setuptools otherwise adds.
+    package_dir={"": "."},
     install_requires=[
         "tensorflow>=2.15,<2.16",
         "numpy<2",
