@@ -28,7 +28,7 @@ fi
 
 echo "Fine-tuning on $MRPC_DIR; output in $OUTPUT_DIR (log: $OUTPUT_DIR.log)"
 # --dynamic_padding: batches cut to their longest pair, the same batches and results as the original's
-# fixed-length run, about 1.7x faster here (docs/dynamic_padding.md).
+# fixed-length run, about 1.5x faster here (docs/dynamic_padding.md).
 mkdir -p "$(dirname "$OUTPUT_DIR")"
 $PY scripts/run_classifier.py \
   --task_name=MRPC \
