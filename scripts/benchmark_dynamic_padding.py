@@ -2,8 +2,9 @@
 --group_by_length and --precision=bf16 on top.
 
 Each variant runs run_classifier end to end as its own process, as a user would. Training speed is the
-steady-state rate TPUEstimator logs for every step ("examples/sec"), over all steps after the first
-`--skip_steps` (so start-up, graph building and the first slow steps are left out); prediction is the wall time
+steady-state rate the logs report (the original's per-step TPUEstimator "examples/sec" lines, our progress
+lines), over the steps after the first `--skip_steps` (so start-up, graph building and the first slow steps are
+left out); prediction is the wall time
 (and CPU time) of the whole --do_predict process: reading and tokenizing the test set, writing TFRecords, building
 the graph, restoring the checkpoint, predicting and writing test_results.tsv. Each prediction's test_results.tsv is
 compared with ours fixed. Variants alternate within each round, so a busy machine slows them alike.
