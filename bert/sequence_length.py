@@ -20,7 +20,7 @@ from bert.errors import UserError
 
 LENGTH_MULTIPLE = 8  # cut lengths are multiples of this: few distinct shapes, aligned matrix sizes
 BUCKET_STEP = 32  # with XLA, cut lengths come from multiples of this (plus max_seq_length)
-BATCHES_PER_GROUP = 50  # group_by_length sorts windows of this many batches
+BATCHES_PER_GROUP = 10  # group_by_length sorts windows of this many batches
 MASK_FEATURE = "input_mask"  # 1 for real tokens: the batch's lengths are its row sums
 TOKEN_FEATURES = ("input_ids", "input_mask", "segment_ids")  # the features holding one value per token
 
