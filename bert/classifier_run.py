@@ -28,6 +28,7 @@ class ClassifierOptions:
     output_dir: str
     init_checkpoint: Optional[str] = None
     do_lower_case: bool = True
+    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
     max_seq_length: int = 128
     do_train: bool = False
     do_eval: bool = False
@@ -130,7 +131,8 @@ def _load_pretrained(options: ClassifierOptions) -> Tuple[modeling.BertConfig, t
     tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
+    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
+                                           preserve_unused_tokens=options.preserve_unused_tokens)
     modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
     return bert_config, tokenizer, estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
 

@@ -64,6 +64,15 @@ def define_model_flags(with_vocab: bool = True, with_init_checkpoint: bool = Tru
                             "Checkpoint to start from, usually a pre-trained BERT (bert_model.ckpt).")
 
 
+@_flag_group("Pre-trained model")
+def define_preserve_unused_tokens_flag() -> None:
+    """--preserve_unused_tokens of bert-tensorflow 1.0.4, for the programs that tokenize text with --vocab_file."""
+    flags.DEFINE_bool("preserve_unused_tokens", False,
+                      "[New] Keep the vocabulary's [unusedN] entries written in the text as single tokens instead "
+                      "of splitting them (markers or special tokens given to spare entries); the flag of the PyPI "
+                      "package bert-tensorflow 1.0.4.")
+
+
 @_flag_group("Output")
 def define_output_dir_flag() -> None:
     flags.DEFINE_string("output_dir", None, "Where checkpoints, TFRecords and results are written.")
@@ -71,12 +80,15 @@ def define_output_dir_flag() -> None:
 
 @_flag_group("TPU")
 def define_tpu_flags(with_cluster: bool = True) -> None:
-    """use_tpu, tpu_name, tpu_zone, gcp_project, master, num_tpu_cores."""
+    """use_tpu, tpu_name, tpu_zone, gcp_project, tpu_job_name, master, num_tpu_cores."""
     flags.DEFINE_bool("use_tpu", False, "Run on a Cloud TPU instead of CPU/GPU.")
     if with_cluster:
         flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use: its name or grpc://ip.address.of.tpu:8470.")
         flags.DEFINE_string("tpu_zone", None, "[Optional] GCE zone of the Cloud TPU; detected when not given.")
         flags.DEFINE_string("gcp_project", None, "[Optional] GCP project of the Cloud TPU; detected when not given.")
+        flags.DEFINE_string("tpu_job_name", None,
+                            "[Optional] Name of the TPU worker job when it is not 'tpu_worker' (the flag of the "
+                            "PyPI package bert-tensorflow 1.0.4).")
     flags.DEFINE_string("master", None, "[Optional] TensorFlow master URL.")
     flags.DEFINE_integer("num_tpu_cores", 8, "With use_tpu: the number of TPU cores to use.")
 

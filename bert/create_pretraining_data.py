@@ -152,6 +152,7 @@ def define_flags() -> None:
     flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
     flags.DEFINE_bool("do_lower_case", True,
                       "Lower-case the input text: True for uncased models, False for cased models.")
+    common_flags.define_preserve_unused_tokens_flag()
     flags.DEFINE_bool("do_whole_word_mask", False,
                       "Mask whole words (all their WordPieces) rather than single WordPieces.")
     flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
@@ -196,9 +197,10 @@ def generate_from_flags() -> None:
     if FLAGS.num_workers > 0:
         pretraining_sharded.create_pretraining_data_sharded(
             input_files, output_files, FLAGS.vocab_file, FLAGS.do_lower_case, options, FLAGS.num_workers,
-            FLAGS.chars_per_shard)
+            FLAGS.chars_per_shard, preserve_unused_tokens=FLAGS.preserve_unused_tokens)
     else:
-        tokenizer = tokenization.FullTokenizer(vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case)
+        tokenizer = tokenization.FullTokenizer(vocab_file=FLAGS.vocab_file, do_lower_case=FLAGS.do_lower_case,
+                                               preserve_unused_tokens=FLAGS.preserve_unused_tokens)
         pretraining_data.create_pretraining_data(input_files, output_files, tokenizer, options)
 
 

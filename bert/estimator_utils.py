@@ -33,6 +33,7 @@ class RunSettings:
     gcp_project: Optional[str] = None
     master: Optional[str] = None
     num_tpu_cores: int = 8
+    tpu_job_name: Optional[str] = None  # [1.0.4] the TPU worker job's name when not "tpu_worker"
     iterations_per_loop: int = 1000
     save_checkpoints_steps: int = 1000
     keep_checkpoint_max: int = 5
@@ -59,6 +60,7 @@ def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
         cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
             settings.tpu_name, zone=settings.tpu_zone, project=settings.gcp_project)
     tpu_config = tpu_estimator.TPUConfig(
+        tpu_job_name=settings.tpu_job_name,
         iterations_per_loop=settings.iterations_per_loop,
         num_shards=settings.num_tpu_cores,
         per_host_input_for_training=tpu_estimator.InputPipelineConfig.PER_HOST_V2)

@@ -73,6 +73,7 @@ def define_flags() -> None:
     flags.DEFINE_string("layers", "-1,-2,-3,-4",
                         "Comma-separated encoder layers to output: -1 is the last, 0 the first.")
     common_flags.define_model_flags()
+    common_flags.define_preserve_unused_tokens_flag()
     flags.DEFINE_integer("max_seq_length", 128,
                          "WordPiece tokens per input including [CLS]/[SEP]; longer inputs are truncated.")
     flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
@@ -102,7 +103,8 @@ def extract_from_flags() -> None:
         master=FLAGS.master,
         num_tpu_cores=FLAGS.num_tpu_cores,
         performance=PerformanceSettings.from_flags(FLAGS),
-        dynamic_padding=FLAGS.dynamic_padding)
+        dynamic_padding=FLAGS.dynamic_padding,
+        preserve_unused_tokens=FLAGS.preserve_unused_tokens)
     feature_extraction.write_features_file(extractor, FLAGS.input_file, FLAGS.output_file,
                                            output_format=FLAGS.output_format, npz_dtype=FLAGS.npz_dtype)
 

@@ -334,7 +334,8 @@ class FeatureExtractor:
                  master: Optional[str] = None,
                  num_tpu_cores: int = 8,
                  performance: Optional[PerformanceSettings] = None,
-                 dynamic_padding: bool = False):
+                 dynamic_padding: bool = False,
+                 preserve_unused_tokens: bool = False):
         """Reads the config and vocabulary and validates every setting before any model work.
 
         Args:
@@ -350,6 +351,7 @@ class FeatureExtractor:
           performance: [new] precision and XLA of the prediction graph; the default is the original's float32.
           dynamic_padding: [new] length-sorted batches cut to their longest line: faster, values equal up to
             float rounding. False (the default) runs the original's batches, for bit-identical values.
+          preserve_unused_tokens: keep the vocabulary's "[unusedN]" entries whole (`tokenization.preserve_token`).
 
         Raises:
           FileNotFoundError: the config, checkpoint or vocabulary is missing.
@@ -369,7 +371,8 @@ class FeatureExtractor:
         if self.init_checkpoint is None:
             raise UserError("init_checkpoint is required: feature extraction needs trained weights")
         tokenization.validate_case_matches_checkpoint(do_lower_case, self.init_checkpoint)
-        self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
+        self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                                    preserve_unused_tokens=preserve_unused_tokens)
         modeling.check_vocab_fits(bert_config, len(self.tokenizer.vocab), vocab_file)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size

@@ -237,8 +237,8 @@ class BertModel(object):
 
         with tf.variable_scope(scope, default_name="bert"):
             with tf.variable_scope("embeddings"):
-                self.embedding_output, self.embedding_table = _bert_embeddings(
-                    config, input_ids, token_type_ids, use_one_hot_embeddings)
+                (self.word_embedding_output, self.embedding_output,
+                 self.embedding_table) = _bert_embeddings(config, input_ids, token_type_ids, use_one_hot_embeddings)
             with tf.variable_scope("encoder"):
                 attention_mask = create_attention_mask_from_input_mask(input_ids, input_mask)
                 self.all_encoder_layers = transformer_model(
@@ -275,17 +275,23 @@ class BertModel(object):
         layer-normalised (and dropped out when training); the encoder's input."""
         return self.embedding_output
 
+    def get_word_embedding_output(self) -> tf.Tensor:
+        """float32 Tensor [batch_size, seq_length, hidden_size]: the word-piece embeddings alone, before token
+        types and positions are added (bert-tensorflow 1.0.4's accessor)."""
+        return self.word_embedding_output
+
     def get_embedding_table(self) -> tf.Variable:
         """float32 Variable [vocab_size, hidden_size]: the word embeddings (shared with the MLM output layer)."""
         return self.embedding_table
 
 
 def _bert_embeddings(config: BertConfig, input_ids: tf.Tensor, token_type_ids: tf.Tensor,
-                     use_one_hot_embeddings: bool) -> Tuple[tf.Tensor, tf.Variable]:
+                     use_one_hot_embeddings: bool) -> Tuple[tf.Tensor, tf.Tensor, tf.Variable]:
     """The embedding block: word lookup, then token types, positions, layer norm and dropout.
 
     Returns:
-      (float32 Tensor [batch_size, seq_length, hidden_size], the word embedding table).
+      (word embeddings, block output: float32 Tensors [batch_size, seq_length, hidden_size]; the word embedding
+      table).
     """
     word_embeddings, embedding_table = embedding_lookup(
         input_ids=input_ids,
@@ -305,7 +311,7 @@ def _bert_embeddings(config: BertConfig, input_ids: tf.Tensor, token_type_ids: t
         initializer_range=config.initializer_range,
         max_position_embeddings=config.max_position_embeddings,
         dropout_prob=config.hidden_dropout_prob)
-    return embedding_output, embedding_table
+    return word_embeddings, embedding_output, embedding_table
 
 
 def _pooler(sequence_output: tf.Tensor, config: BertConfig) -> tf.Tensor:
@@ -422,6 +428,32 @@ def dense(input_tensor: tf.Tensor, units: int, activation: Activation = None,
         bias = tf.get_variable("bias", shape=[units], dtype=input_tensor.dtype, initializer=tf.zeros_initializer())
         output = tf.nn.bias_add(tf.matmul(input_tensor, kernel), bias)  # [rows, units]
         return activation(output) if activation is not None else output
+
+
+def dense_layer_2d(input_tensor: tf.Tensor, output_size: int, initializer: Initializer, activation: Activation,
+                   name: Optional[str] = None) -> tf.Tensor:
+    """`dense` on the last axis of a [B, S, in_width] Tensor: [B, S, output_size] (bert-tensorflow 1.0.4)."""
+    shape = get_shape_list(input_tensor, expected_rank=3)
+    output = dense(reshape_to_matrix(input_tensor), output_size, activation, initializer, name=name)
+    return tf.reshape(output, shape[:-1] + [output_size])
+
+
+def dense_layer_3d(input_tensor: tf.Tensor, num_attention_heads: int, size_per_head: int,
+                   initializer: Initializer, activation: Activation, name: Optional[str] = None) -> tf.Tensor:
+    """[B, S, in_width] -> per-head projections [B, S, N, H]; the kernel is stored as the 2-D [in_width, N*H] of
+    `dense`, so checkpoints are the same (bert-tensorflow 1.0.4)."""
+    batch_size, seq_length, _ = get_shape_list(input_tensor, expected_rank=3)
+    output = dense_layer_2d(input_tensor, num_attention_heads * size_per_head, initializer, activation, name)
+    return tf.reshape(output, [batch_size, seq_length, num_attention_heads, size_per_head])
+
+
+def dense_layer_3d_proj(input_tensor: tf.Tensor, hidden_size: int, num_attention_heads: int, head_size: int,
+                        initializer: Initializer, activation: Activation, name: Optional[str] = None) -> tf.Tensor:
+    """Per-head values [B, F, N, H] -> [B, F, hidden_size] through one [N*H, hidden_size] kernel, the attention
+    output projection (bert-tensorflow 1.0.4)."""
+    batch_size, seq_length, _, _ = get_shape_list(input_tensor, expected_rank=4)
+    heads_joined = tf.reshape(input_tensor, [batch_size, seq_length, num_attention_heads * head_size])
+    return dense_layer_2d(heads_joined, hidden_size, initializer, activation, name)
 
 
 # ----------------------------------------------------------------------------------------------------------------

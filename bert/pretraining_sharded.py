@@ -94,8 +94,10 @@ def split_into_shards(lines: Iterable[str], chars_per_shard: int,
 class ShardProcessor:
     """Turns one shard into framed TFRecord entries; one per process, keeping its tokenizer and its caches."""
 
-    def __init__(self, vocab_file: str, do_lower_case: bool, options: DataOptions):
-        self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case)
+    def __init__(self, vocab_file: str, do_lower_case: bool, options: DataOptions,
+                 preserve_unused_tokens: bool = False):
+        self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
+                                                    preserve_unused_tokens=preserve_unused_tokens)
         self.vocab = pretraining_data.MaskingVocab(self.tokenizer.vocab)
         self.options = options
 
@@ -111,9 +113,9 @@ class ShardProcessor:
 _worker_processor: Optional[ShardProcessor] = None
 
 
-def _start_worker(vocab_file: str, do_lower_case: bool, options: DataOptions) -> None:
+def _start_worker(vocab_file: str, do_lower_case: bool, options: DataOptions, preserve_unused_tokens: bool) -> None:
     global _worker_processor
-    _worker_processor = ShardProcessor(vocab_file, do_lower_case, options)
+    _worker_processor = ShardProcessor(vocab_file, do_lower_case, options, preserve_unused_tokens)
 
 
 def _process_in_worker(shard: Shard) -> ShardResult:
@@ -142,13 +144,14 @@ def _checked_shards(shards: Iterator[Shard], stats: DocumentStats, source: str) 
 
 def create_pretraining_data_sharded(input_files: Sequence[str], output_files: Sequence[str], vocab_file: str,
                                     do_lower_case: bool, options: DataOptions, num_workers: int,
-                                    chars_per_shard: int = DEFAULT_CHARS_PER_SHARD) -> int:
+                                    chars_per_shard: int = DEFAULT_CHARS_PER_SHARD,
+                                    preserve_unused_tokens: bool = False) -> int:
     """Writes the corpus's examples shard by shard with `num_workers` processes; returns how many were written."""
     if num_workers < 1:
         raise UserError(f"num_workers={num_workers} must be >= 1 for sharded generation")
     options.validate()
     pretraining_data.check_output_files(output_files, input_files)
-    processor_args = (vocab_file, do_lower_case, options)
+    processor_args = (vocab_file, do_lower_case, options, preserve_unused_tokens)
     pretraining_data.MaskingVocab(tokenization.load_vocab(vocab_file))  # a bad vocabulary fails here, early
     stats = DocumentStats()
     lines = (line for path in input_files for line in pretraining_data.read_lines(path))

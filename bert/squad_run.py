@@ -32,6 +32,7 @@ class SquadOptions:
     predict_file: Optional[str] = None
     init_checkpoint: Optional[str] = None
     do_lower_case: bool = True
+    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
     max_seq_length: int = 384
     doc_stride: int = 128
     max_query_length: int = 64
@@ -91,7 +92,8 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
     predicting."""
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     validate_options(options, bert_config)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case)
+    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
+                                           preserve_unused_tokens=options.preserve_unused_tokens)
     modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
     init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
     tf.io.gfile.makedirs(options.output_dir)

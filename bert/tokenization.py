@@ -18,7 +18,7 @@ and tokenizing local data stays fast.
 import collections
 import re
 import unicodedata
-from typing import Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Container, Dict, Iterable, List, Optional, Tuple, Union
 
 from bert import file_io
 from bert.errors import UserError
@@ -118,6 +118,19 @@ def load_vocab(vocab_file: str) -> "collections.OrderedDict[str, int]":
     for index, line in enumerate(_read_vocab_lines(vocab_file)):
         vocab[line.strip()] = index
     return vocab
+
+
+_UNUSED_TOKEN = re.compile(r"\[unused\d+\]")
+
+
+def preserve_token(token: str, vocab: Container[str], preserve_unused_tokens: bool = False) -> bool:
+    """True if `token` is a vocabulary entry "[unusedN]" and preservation is on: such a word is kept whole.
+
+    From the PyPI release bert-tensorflow 1.0.4, where a global --preserve_unused_tokens flag switched it on:
+    users give the spare "[unusedN]" entries of a vocabulary a meaning of their own (markers, new special
+    tokens), which plain tokenization would split into "[", "unused", "##N", "]".
+    """
+    return preserve_unused_tokens and token in vocab and _UNUSED_TOKEN.fullmatch(token) is not None
 
 
 def convert_by_vocab(vocab: Dict, items: Iterable) -> List:
@@ -244,11 +257,15 @@ def _tokenize_with_cache(units: Iterable[str], cache: Dict[str, Tuple[str, ...]]
 class BasicTokenizer:
     """Splits text into words and punctuation, optionally lower-casing and stripping accents.
 
-    Results are cached per word, so `do_lower_case` must not change after construction.
+    With `preserve_unused_tokens`, a word that is one of `vocab`'s "[unusedN]" entries stays whole (see
+    `preserve_token`); `vocab` is otherwise unused (bert-tensorflow 1.0.4's signature). Results are cached per
+    word, so the settings must not change after construction.
     """
 
-    def __init__(self, do_lower_case: bool = True):
+    def __init__(self, do_lower_case: bool = True, vocab: Container[str] = (), preserve_unused_tokens: bool = False):
         self.do_lower_case = do_lower_case
+        self.vocab = vocab
+        self.preserve_unused_tokens = preserve_unused_tokens
         self._word_cache: Dict[str, Tuple[str, ...]] = {}
 
     def tokenize(self, text: TextLike) -> List[str]:
@@ -257,6 +274,8 @@ class BasicTokenizer:
 
     def _tokenize_word(self, word: str) -> Tuple[str, ...]:
         """Basic tokens of one cleaned, whitespace-free word."""
+        if preserve_token(word, self.vocab, self.preserve_unused_tokens):
+            return (word,)
         if not self.do_lower_case:
             return tuple(word.translate(_PUNCTUATION_TABLE).split())
         word = word.lower()
@@ -320,13 +339,16 @@ class WordpieceTokenizer:
 class FullTokenizer:
     """Basic tokenization followed by WordPiece, with the vocabulary read from `vocab_file`.
 
-    Word pieces are cached per word, so the casing and vocabulary are fixed once the tokenizer is built.
+    `preserve_unused_tokens` (off, as in the original): the vocabulary's "[unusedN]" entries written in the text
+    stay single tokens. Word pieces are cached per word, so the settings and vocabulary are fixed once the
+    tokenizer is built.
     """
 
-    def __init__(self, vocab_file: str, do_lower_case: bool = True):
+    def __init__(self, vocab_file: str, do_lower_case: bool = True, preserve_unused_tokens: bool = False):
         self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {index: token for token, index in self.vocab.items()}
-        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case)
+        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, vocab=self.vocab,
+                                              preserve_unused_tokens=preserve_unused_tokens)
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self._word_cache: Dict[str, Tuple[str, ...]] = {}
 

@@ -48,7 +48,8 @@ def test_helpshort_groups_the_flags_under_headings(form):
                              "Training, evaluation and prediction", "Run and checkpoints", "TPU",
                              "Speed and scale [new, opt-in]", "Export [new]"}
     assert sections["run_classifier.py"] == {"data_dir", "task_name"}
-    assert {"bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint"} == sections["Pre-trained model"]
+    assert {"bert_config_file", "vocab_file", "do_lower_case", "preserve_unused_tokens",
+            "init_checkpoint"} == sections["Pre-trained model"]
     assert {"precision", "use_xla", "dynamic_padding", "group_by_length", "gradient_checkpointing",
             "optimizer"} <= sections["Speed and scale [new, opt-in]"]
     assert {"do_train", "learning_rate", "max_seq_length"} <= sections["Training, evaluation and prediction"]
