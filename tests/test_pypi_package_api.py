@@ -62,8 +62,14 @@ def test_create_pretraining_data_flag_keeps_the_entry_in_the_records(tmp_path, v
         ids = set()
         for record in tf.io.tf_record_iterator(str(output)):
             features = tf.train.Example.FromString(record).features.feature
-            ids.update(features["input_ids"].int64_list.value)
-            ids.update(features["masked_lm_ids"].int64_list.value)  # masked positions keep their token here
+            tokens = list(features["input_ids"].int64_list.value)
+            # Masking replaced some tokens ([MASK] or a random word); put the originals back.
+            masked = zip(features["masked_lm_positions"].int64_list.value,
+                         features["masked_lm_ids"].int64_list.value, features["masked_lm_weights"].float_list.value)
+            for position, original, weight in masked:
+                if weight:
+                    tokens[position] = original
+            ids.update(tokens)
         return ids
 
     unused1, bracket = VOCAB.index("[unused1]"), VOCAB.index("[")
