@@ -36,16 +36,24 @@ def load_module(path: str, module_name: str, tensorflow_stand_in: types.ModuleTy
 
 def tensorflow1_stand_in() -> types.ModuleType:
     """`tensorflow.compat.v1` plus the `tf.contrib` members the original's modeling, optimization and
-    run_classifier use, mapped to their TF 2.15 homes (layer_norm to this package's equivalent: same variables and
-    math). Enough to run the original's run_classifier.py unchanged."""
-    import tensorflow.compat.v1 as tf
+    run_classifier use, mapped to their TF 2.15 homes. Enough to run the original's programs unchanged.
 
-    from bert import modeling
+    TF 2.15 has no tf.contrib.layers.layer_norm; the stand-in computes it as contrib did (variables
+    `<scope or LayerNorm>/beta` zeros and `/gamma` ones, moments over the last axis, epsilon 1e-12) without
+    using this package, so that a comparison with the original does not run our code on both sides.
+    """
+    import tensorflow.compat.v1 as tf
 
     def contrib_layer_norm(inputs, begin_norm_axis=-1, begin_params_axis=-1, scope=None):
         if begin_norm_axis != -1 or begin_params_axis != -1:
             raise NotImplementedError("only layer normalisation over the last axis is provided")
-        return modeling.layer_norm(inputs, name=scope)
+        with tf.variable_scope(scope, default_name="LayerNorm"):
+            depth = inputs.shape[-1:]
+            beta = tf.get_variable("beta", shape=depth, dtype=inputs.dtype, initializer=tf.zeros_initializer())
+            gamma = tf.get_variable("gamma", shape=depth, dtype=inputs.dtype, initializer=tf.ones_initializer())
+            mean, variance = tf.nn.moments(inputs, [inputs.shape.rank - 1], keep_dims=True)
+            return tf.nn.batch_normalization(inputs, mean, variance, offset=beta, scale=gamma,
+                                             variance_epsilon=1e-12)
 
     tpu = tf.estimator.tpu
     stand_in = types.ModuleType("tensorflow")

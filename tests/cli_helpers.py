@@ -5,7 +5,7 @@ import subprocess
 import sys
 from typing import Sequence
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SCRIPTS = os.path.join(REPO_ROOT, "scripts")
 

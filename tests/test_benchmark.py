@@ -11,7 +11,7 @@ from tensorflow.python.framework import ops as ops_lib
 
 from bert import benchmark, classifier_model, original_code
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SEQ_LENGTH = 16
 
@@ -111,6 +111,7 @@ def test_missing_original_checkout_is_a_clear_error(tmp_path):
         benchmark.load_original(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_script_prints_a_table_row(tmp_path):
     output_json = tmp_path / "results.jsonl"
     command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "benchmark.py"), "--preset=tiny",

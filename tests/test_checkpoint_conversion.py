@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import checkpoint_conversion
 from bert.errors import UserError
-from conftest import REPO_ROOT, shared_path
+from helpers import REPO_ROOT, shared_path
 
 # ---------------------------------------------------------------------------------------------------------------
 # A tiny safetensors writer/reader, independent of the code under test
@@ -466,6 +466,7 @@ def test_output_dir_must_differ_from_input_dir(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_script(tmp_path):
     hf_dir = _make_hf_dir(tmp_path / "hf", tensors=_hf_tensors("bert.", heads=True))
     out_dir = str(tmp_path / "out")

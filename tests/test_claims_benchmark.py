@@ -1,11 +1,8 @@
 """README's original-vs-ours benchmark rows: the benchmark measuring the real original files, unchanged.
 
 tests/test_benchmark.py checks the loader with stand-in files written by the test; this one runs the command a
-user runs for the "original" rows, on a real checkout of google-research/bert named by ORIGINAL_BERT_DIR
-(skipped without it):
-
-    git clone https://github.com/google-research/bert /tmp/google-bert
-    ORIGINAL_BERT_DIR=/tmp/google-bert python -m pytest tests/test_claims_benchmark.py
+user runs for the "original" rows, on the original's files (tests/live_original.py: $ORIGINAL_BERT_DIR, by
+default the shared folder's original_bert/).
 """
 
 import json
@@ -16,20 +13,18 @@ import sys
 import pytest
 
 from bert import benchmark
-from conftest import REPO_ROOT
-
-ORIGINAL_BERT_DIR = os.environ.get("ORIGINAL_BERT_DIR")
-pytestmark = pytest.mark.skipif(not ORIGINAL_BERT_DIR,
-                                reason="set ORIGINAL_BERT_DIR to a checkout of google-research/bert")
+from helpers import REPO_ROOT
+from live_original import original_bert_dir
 
 
 def test_the_original_files_are_loaded_unchanged():
-    original = benchmark.load_original(ORIGINAL_BERT_DIR)
+    original = benchmark.load_original(original_bert_dir())
     for module, name in ((original.modeling, "modeling.py"), (original.optimization, "optimization.py")):
-        assert os.path.samefile(module.__file__, os.path.join(ORIGINAL_BERT_DIR, name))
+        assert os.path.samefile(module.__file__, os.path.join(original_bert_dir(), name))
     assert original.modeling.BertModel.__module__ == original.modeling.__name__  # their class, not ours
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("code", ["ours", "original"])
 def test_benchmark_script_prints_the_row_of_each_code(tmp_path, code):
     output_json = tmp_path / "results.jsonl"
@@ -37,7 +32,7 @@ def test_benchmark_script_prints_the_row_of_each_code(tmp_path, code):
                "--max_seq_length=16", "--batch_size=4", "--num_runs=1", "--num_warmup_runs=0", "--matmul_size=128",
                f"--output_json={output_json}"]
     if code == "original":
-        command.append(f"--original_bert_dir={ORIGINAL_BERT_DIR}")
+        command.append(f"--original_bert_dir={original_bert_dir()}")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
                                env=dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2"))
     assert completed.returncode == 0, completed.stderr[-3000:]

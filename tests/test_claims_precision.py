@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from bert import optimization
-from conftest import REPO_ROOT, cpu_has_bfloat16, make_tiny_model_dir
+from helpers import REPO_ROOT, make_tiny_model_dir, needs_bfloat16_kernels
 from test_classifier_run import write_mrpc_like
 
 NUM_TRAIN = 16
@@ -52,7 +52,8 @@ def all_matmul_dtypes(report):
     return {dtype for dtypes in report["matmul_dtypes"].values() for dtype in dtypes}
 
 
-@pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no bfloat16 instructions for oneDNN")
+@pytest.mark.slow
+@needs_bfloat16_kernels
 def test_bf16_runs_the_matrix_products_in_bfloat16(tiny_job):
     report = traced_run(tiny_job, "bf16", "--precision=bf16")
     assert report["matmul_dtypes"], "no matrix product in the executed graphs"
@@ -60,6 +61,7 @@ def test_bf16_runs_the_matrix_products_in_bfloat16(tiny_job):
     assert "loss_scale" not in report["local_variables"]  # loss scaling is for float16 only
 
 
+@pytest.mark.slow
 def test_fp16_rounds_through_float16_with_dynamic_loss_scaling(tiny_job):
     report = traced_run(tiny_job, "fp16", "--precision=fp16")
     # Without a GPU, the float16 rewrite is emulated: values are cast to float16 and back around float32 kernels.
@@ -68,6 +70,7 @@ def test_fp16_rounds_through_float16_with_dynamic_loss_scaling(tiny_job):
     assert report["local_variables"]["loss_scale"] == optimization.INITIAL_LOSS_SCALE
 
 
+@pytest.mark.slow
 def test_use_xla_compiles_xla_clusters_and_leaves_float32(tiny_job):
     report = traced_run(tiny_job, "xla", "--use_xla")
     assert {"_XlaCompile", "_XlaRun"} <= set(report["op_types"])

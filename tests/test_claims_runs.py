@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import (classifier_data, classifier_run, estimator_utils, feature_extraction, pretraining_data,
                   tokenization)
-from conftest import REPO_ROOT, shared_path
+from helpers import REPO_ROOT, shared_path
 from test_classifier_run import WORDS, tiny_options, write_mrpc_like
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
@@ -38,6 +38,7 @@ def write_keyword_task(folder, num_train=160, num_dev=40, seed=0):
     return str(folder)
 
 
+@pytest.mark.slow
 def test_tiny_fine_tuning_learns_learnable_data_and_resuming_says_so(tiny_model_dir, tmp_path):
     data_dir = write_keyword_task(tmp_path / "data")
     out = tmp_path / "out"
@@ -104,6 +105,7 @@ def test_each_task_reports_its_metrics(tiny_model_dir, tmp_path, task, expected_
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_tpu_padding_examples_weigh_nothing_and_are_dropped_from_test_results(tiny_model_dir, tmp_path,
                                                                             monkeypatch):
     data_dir = write_mrpc_like(tmp_path / "data", num_dev=6, num_test=7)  # batches of 4: 2 and 1 padding
@@ -126,7 +128,8 @@ def test_tpu_padding_examples_weigh_nothing_and_are_dropped_from_test_results(ti
     plain_eval = estimator_utils.read_key_value_results(str(tmp_path / "plain" / "eval_results.txt"))
     padded_eval = estimator_utils.read_key_value_results(str(tmp_path / "padded" / "eval_results.txt"))
     for key in ("eval_accuracy", "eval_f1", "eval_loss"):
-        assert float(padded_eval[key]) == pytest.approx(float(plain_eval[key]), abs=1e-6), key
+        np.testing.assert_allclose(float(padded_eval[key]), float(plain_eval[key]), atol=1e-6, rtol=0,
+                                   err_msg=key)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -157,6 +160,7 @@ def program_flags(program, model, tmp_path):
             "--max_seq_length=16", "--layers=-1"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", ["run_classifier", "run_squad", "extract_features"])
 def test_each_script_refuses_do_lower_case_contradicting_the_checkpoint_name(uncased_named_model, tmp_path,
                                                                              program):
@@ -187,6 +191,7 @@ def copy_to_ram(local_folder, ram_folder):
     return ram_folder
 
 
+@pytest.mark.slow
 def test_classifier_reads_and_writes_ram_paths(tiny_model_dir, tmp_path):
     data_dir = copy_to_ram(write_mrpc_like(tmp_path / "data", num_train=16), "ram://claims/classifier/data")
     model_dir = copy_to_ram(tiny_model_dir, "ram://claims/classifier/model")

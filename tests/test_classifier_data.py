@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bert import classifier_data, input_pipeline, tokenization
-from conftest import shared_path
+from helpers import shared_path
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "dog", "is", "hairy", "no", "it", "not", ".", "?",
          "jack", "##son", "##ville", "a", "cat"]

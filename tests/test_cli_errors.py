@@ -11,7 +11,7 @@ import os
 import pytest
 
 from cli_helpers import last_line, run_script
-from conftest import make_tiny_model_dir
+from helpers import make_tiny_model_dir
 
 MRPC_HEADER = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
 MRPC_ROW = "1\t1\t2\tthe dog\tthe dog\n"
@@ -194,6 +194,7 @@ def results(work):
         return {case: future.result() for case, future in futures.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_ends_in_one_error_line(case, results):
     completed = results[case]

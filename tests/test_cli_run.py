@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils
 from cli_helpers import run_script
-from conftest import REPO_ROOT, make_tiny_model_dir
+from helpers import REPO_ROOT, make_tiny_model_dir
 from test_classifier_run import write_mrpc_like
 
 NUM_TRAIN, BATCH, EPOCHS, LOG_EVERY = 24, 4, 2, 4
@@ -41,6 +41,7 @@ def trained(tmp_path_factory):
     return dict(root=root, model_dir=model_dir, data_dir=data_dir, out=out, log=completed.stderr)
 
 
+@pytest.mark.slow
 def test_log_is_short_single_and_quiet(trained):
     log = trained["log"]
     lines = [line for line in log.splitlines() if line.strip()]
@@ -56,6 +57,7 @@ def test_log_is_short_single_and_quiet(trained):
     assert any(m.startswith("Predicted 5 examples in") for m in messages)
 
 
+@pytest.mark.slow
 def test_progress_lines_and_summaries(trained):
     progress = [PROGRESS.search(line) for line in trained["log"].splitlines()]
     progress = [match for match in progress if match]
@@ -77,6 +79,7 @@ def test_progress_lines_and_summaries(trained):
         expected_rates, rel=1e-5, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_predict_with_fine_tuned_checkpoint_in_fresh_output_dir(trained):
     """The original README's flow, also showing TensorFlow's own lines with absl's --verbosity=1."""
     fresh = trained["root"] / "B"
@@ -112,6 +115,7 @@ def _benchmark_training_rate(log_text: str, skip_steps: int, tmp_path) -> float:
     return float(completed.stdout)
 
 
+@pytest.mark.slow
 def test_dynamic_padding_benchmark_reads_our_progress_lines_and_the_originals_step_rates(trained, tmp_path):
     progress = [match for match in map(PROGRESS.search, trained["log"].splitlines()) if match]
     later = [float(m.group(5)) for m in progress if int(m.group(1)) > LOG_EVERY]  # intervals after step 4

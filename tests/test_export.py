@@ -34,6 +34,7 @@ def _serving_inputs(out):
             for name in ("input_ids", "input_mask", "segment_ids")}
 
 
+@pytest.mark.slow
 def test_saved_model_gives_the_probabilities_of_do_predict(trained_and_exported):
     results, out = trained_and_exported
     assert os.path.dirname(results.saved_model_dir).endswith("serving")
@@ -43,6 +44,7 @@ def test_saved_model_gives_the_probabilities_of_do_predict(trained_and_exported)
     np.testing.assert_allclose(served["probabilities"], expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_serving_signature_takes_raw_int32_features(trained_and_exported):
     results, _ = trained_and_exported
     with tf.Graph().as_default(), tf.Session() as session:
@@ -55,6 +57,7 @@ def test_serving_signature_takes_raw_int32_features(trained_and_exported):
     assert list(signature.outputs) == ["probabilities"]
 
 
+@pytest.mark.slow
 def test_export_only_run_uses_the_latest_checkpoint(trained_and_exported, tiny_model_dir, tmp_path):
     _, out = trained_and_exported
     options = tiny_options(tiny_model_dir, str(out.parent / "data"), out, export_dir=str(tmp_path / "again"))
@@ -65,6 +68,7 @@ def test_export_only_run_uses_the_latest_checkpoint(trained_and_exported, tiny_m
     np.testing.assert_allclose(served, expected, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_missing_serving_feature_is_a_clear_error(trained_and_exported):
     results, out = trained_and_exported
     inputs = _serving_inputs(out)
@@ -82,6 +86,7 @@ def test_export_without_any_checkpoint_fails_clearly(tmp_path):
                                   [input_pipeline.Feature("input_ids", (SEQ_LENGTH,))])
 
 
+@pytest.mark.slow
 def test_script_export_dir_flag(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=8, num_dev=4, num_test=2)
     command = script_command(tiny_model_dir, data_dir, tmp_path / "out", "--do_train=true", "--max_seq_length=16",
@@ -100,6 +105,7 @@ def test_exporting_a_checkpoint_without_the_task_head_fails_clearly(tiny_model_d
         classifier_run.run(options)
 
 
+@pytest.mark.slow
 def test_squad_saved_model_gives_the_answers_of_do_predict(tiny_model_dir, tmp_path):
     train_file = test_squad_run.write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
     predict_file = test_squad_run.write_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)

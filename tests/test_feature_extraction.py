@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, feature_extraction, modeling, tokenization
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT, cpu_has_bfloat16, shared_path
+from helpers import REPO_ROOT, needs_bfloat16_kernels, shared_path
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "extract_features.py")
 
@@ -257,7 +257,7 @@ def test_library_api_returns_arrays_in_input_order(tiny_model_dir, tiny_jsonl):
         np.testing.assert_allclose(np.transpose(values, (1, 0, 2)), expected, atol=2e-6)
 
 
-@pytest.mark.skipif(not cpu_has_bfloat16(), reason="this CPU has no bfloat16 instructions for oneDNN")
+@needs_bfloat16_kernels
 def test_bf16_features_are_close_to_float32(tiny_model_dir):
     texts = ["the dog was in the house .", "a cat", ("yes", "no")]
     paths = tiny_paths(tiny_model_dir)
@@ -270,6 +270,7 @@ def test_bf16_features_are_close_to_float32(tiny_model_dir):
         assert 0 < difference < 0.1, difference  # rounded to bfloat16's 8 bits, not garbage
 
 
+@pytest.mark.slow
 def test_script_writes_jsonl(tiny_model_dir, tmp_path):
     input_file = write_lines(tmp_path / "in.txt", ["the dog", "a cat ||| the man"])
     paths = tiny_paths(tiny_model_dir)

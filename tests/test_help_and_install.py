@@ -9,7 +9,7 @@ import sysconfig
 
 import pytest
 
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 from program_help import FORMS, PROGRAMS, flags_by_section, flags_listed, help_outputs, program_flags_in_full_help
 
 # Flags that are not in the original program but new here; --helpshort must list them too.
@@ -137,6 +137,7 @@ def _help_argument(target: str):
     return ("--help", 0) if target.startswith("bert.evaluate_squad:") else ("--helpshort", 1)
 
 
+@pytest.mark.slow
 def test_installed_commands_run_helpshort_outside_the_checkout(installed_venv, tmp_path):
     venv, python = installed_venv
     commands = _installed_commands(python, tmp_path)

@@ -12,15 +12,16 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+from helpers import REPO_ROOT, make_tiny_model_dir, require, shared_path
+
 try:
     import tensorflow_hub as hub
 except ImportError:
-    pytest.skip("tensorflow_hub is not installed (pip install .[hub], i.e. tensorflow-hub==0.15.0)",
-                allow_module_level=True)
+    hub = None
+require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
 
-from bert import classifier_data, estimator_utils, hub_module, modeling
-from bert.errors import UserError
-from conftest import REPO_ROOT, make_tiny_model_dir, shared_path
+from bert import classifier_data, estimator_utils, hub_module, modeling  # noqa: E402 (after the requirement)
+from bert.errors import UserError  # noqa: E402
 
 from test_classifier_run import write_mrpc_like
 
@@ -208,6 +209,7 @@ def tfhub_command(module_dir, data_dir, output_dir, *flags):
             *flags]
 
 
+@pytest.mark.slow
 def test_run_classifier_with_tfhub_trains_evaluates_predicts(tiny_module, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=16, num_dev=6, num_test=5)
     out = tmp_path / "out"
@@ -237,6 +239,7 @@ def test_run_classifier_with_tfhub_trains_evaluates_predicts(tiny_module, tmp_pa
     assert tuned.shape == original.shape and not np.allclose(tuned, original)
 
 
+@pytest.mark.slow
 def test_run_classifier_with_tfhub_bad_module_path(tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data", num_train=4, num_dev=2, num_test=2)
     missing = str(tmp_path / "no_module")

@@ -6,7 +6,7 @@ import pytest
 
 from bert import input_pipeline, ner_data, squad, tokenization
 from bert.errors import UserError
-from conftest import TINY_VOCAB
+from helpers import TINY_VOCAB
 
 
 @pytest.fixture(scope="module")

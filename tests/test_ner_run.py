@@ -12,7 +12,7 @@ from bert import estimator_utils, export, ner_run
 from bert.errors import UserError
 from bert.estimator_utils import RunSettings
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_ner.py")
 FILLER = "the a of and to in is was it he she they with for on at by from said good bad big small".split()
@@ -83,6 +83,7 @@ def read_prediction_lines(path):
     return sentences
 
 
+@pytest.mark.slow
 def test_tiny_train_eval_predict_export(tiny_model_dir, tmp_path):
     data_dir, test_sentences = write_data(tmp_path / "data")
     out = tmp_path / "out"
@@ -122,6 +123,7 @@ def test_tiny_train_eval_predict_export(tiny_model_dir, tmp_path):
     assert open(again.predictions_file).read() == first
 
 
+@pytest.mark.slow
 def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
     """Gradient accumulation and the mirrored strategy (one CPU replica) work in run_ner through the shared
     Estimator plumbing: 16 windows at train_batch_size 8 are 2 updates either way (accumulation of 2 micro-batches
@@ -140,6 +142,7 @@ def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
     assert predictions["plain"] == [words for words, _ in test_sentences]
 
 
+@pytest.mark.slow
 def test_untagged_test_file_gets_two_columns(tiny_model_dir, tmp_path):
     data_dir, test_sentences = write_data(tmp_path / "data", num_train=8, long_test=False)
     write_conll(os.path.join(data_dir, "test.txt"), test_sentences, with_tags=False)
@@ -208,6 +211,7 @@ def _missing_dev(data_dir):
     (_empty_train, "holds no sentences"),
     (_missing_dev, "dev.txt not found"),
 ])
+@pytest.mark.slow
 def test_bad_inputs_through_the_command_line(tiny_model_dir, tmp_path, damage, message):
     data_dir, _ = write_data(tmp_path / "data", num_train=4)
     where = damage(data_dir)
@@ -221,6 +225,7 @@ def test_bad_inputs_through_the_command_line(tiny_model_dir, tmp_path, damage, m
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.slow
 def test_missing_data_dir_through_the_command_line(tiny_model_dir, tmp_path):
     completed = run_script(script_flags(tiny_model_dir, str(tmp_path / "nowhere"), tmp_path / "out"))
     assert completed.returncode != 0
@@ -241,6 +246,7 @@ def test_baseline_scores_dev_and_test(tmp_path):
         ner_baseline.baseline_scores(data_dir, "train.txt", "nothing.txt", "test.txt")
 
 
+@pytest.mark.slow
 def test_dynamic_padding_labels_like_the_fixed_length_run(tiny_model_dir, tmp_path):
     """--dynamic_padding: windows run shortest first in batches cut to their length; every word gets the tag of
     the fixed-length run, and training on cut batches of similar length (per-token labels cut with the tokens)

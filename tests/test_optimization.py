@@ -5,7 +5,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import optimization
-from conftest import shared_path
+from helpers import shared_path
 
 
 def _run_trajectory(num_steps):
@@ -31,6 +31,11 @@ def _run_trajectory(num_steps):
 
 
 def test_trajectory_matches_original():
+    """The stored golden (made on another machine; values up to ~2 after 14 steps): within 1e-6.
+
+    No live comparison: the original increments the global step and reads it for the learning rate with no order
+    between the two (a race), so its own trajectory is not repeatable (docs/what_is_tested.md).
+    """
     golden = np.load(shared_path("golden", "optimizer_trajectory.npz"))
     trajectory, final_step = _run_trajectory(len(golden["traj"]))
     np.testing.assert_allclose(trajectory, golden["traj"], rtol=0, atol=1e-6)

@@ -16,8 +16,9 @@ import tensorflow.compat.v1 as tf
 from bert import create_pretraining_data, extract_features, run_classifier, run_pretraining, run_squad
 from bert import classifier_data, classifier_model, feature_extraction, input_pipeline, modeling, optimization
 from bert import pretraining, pretraining_data, squad, squad_postprocess, tokenization
-from conftest import shared_path
+from helpers import require, shared_path
 from program_help import flags_listed, help_outputs
+from test_squad_parity import assert_tie_in_golden
 
 # ----------------------------------------------------------------------------------------------------------------
 # The original's public names and their positional arguments (written from reading google-research/bert)
@@ -209,6 +210,7 @@ def _mrpc_pairs(split, count):
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_classifier_names_give_the_original_test_predictions(fixed_head_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=True)
@@ -244,6 +246,7 @@ def test_run_classifier_names_give_the_original_test_predictions(fixed_head_chec
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_squad_names_give_the_original_predictions(fixed_head_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=True)
@@ -283,7 +286,12 @@ def test_run_squad_names_give_the_original_predictions(fixed_head_checkpoint, tm
                                     str(out / "nbest_predictions.json"), str(out / "null_odds.json"), **keywords)
         predictions = json.loads((out / "predictions.json").read_text())
         golden = json.load(open(shared_path("golden", "squad", version, "predictions.json"), encoding="utf-8"))
-        assert predictions == {qid: golden[qid] for qid in predictions}
+        golden_nbest = json.load(open(shared_path("golden", "squad", version, "nbest_predictions.json"),
+                                      encoding="utf-8"))
+        nbest = json.loads((out / "nbest_predictions.json").read_text())
+        for qid, text in predictions.items():  # the golden's answers, except where its best two tie across CPUs
+            if text != golden[qid]:
+                assert_tie_in_golden(golden_nbest[qid], nbest[qid], qid)
         assert (out / "null_odds.json").exists() == (version == "v2")
 
     assert run_squad.get_final_text("steve smith", "Steve Smith's", True) == "Steve Smith"
@@ -355,6 +363,7 @@ def test_create_pretraining_data_token_functions_match_the_library(uncased_token
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_pretraining_names_give_the_original_eval_results(fixed_head_checkpoint, tmp_path):
     bert_config, _, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     model_fn = run_pretraining.model_fn_builder(bert_config, init_checkpoint, 5e-5, 1, 1, False, False)
@@ -380,6 +389,7 @@ def test_run_pretraining_names_give_the_original_eval_results(fixed_head_checkpo
 # ----------------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_extract_features_names_match_the_library_extractor(minilm_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
     pairs = _mrpc_pairs("dev", 3)
@@ -484,6 +494,7 @@ def _train_and_predict(create_model, tokenizer, model_dir):
     return test_features, estimator.get_variable_value("global_step"), predictions
 
 
+@pytest.mark.slow
 def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoint, tmp_path):
     """The notebook with its hub.Module replaced by modeling.BertModel on the converted MiniLM; then the
     library's run_classifier.model_fn_builder predicts from the notebook's checkpoint and gives the same
@@ -514,11 +525,16 @@ def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoi
     np.testing.assert_allclose(probabilities, np.exp(log_probs), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_notebook_style_code_with_hub_module(minilm_checkpoint, tmp_path):
     """The notebook as written: hub.Module(trainable=True) with the "tokens" and "tokenization_info" signatures,
-    on MiniLM exported as a TF1 Hub module by bert.hub_module (skipped where that module is absent)."""
-    hub = pytest.importorskip("tensorflow_hub")
-    hub_module = pytest.importorskip("bert.hub_module")
+    on MiniLM exported as a TF1 Hub module by bert.hub_module."""
+    try:
+        import tensorflow_hub as hub
+    except ImportError:
+        hub = None
+    require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
+    from bert import hub_module
     _, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
     module_dir = str(tmp_path / "hub_module")
     hub_module.export_module(os.path.join(minilm_checkpoint, "bert_config.json"), init_checkpoint, vocab_file,

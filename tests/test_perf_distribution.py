@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import performance
 from bert.performance import PerformanceSettings
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 # Both children train a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates
 # of a global batch of 16 with `train(name, **performance_settings)`; argv: repository, work folder.
@@ -28,7 +28,7 @@ tf.config.set_logical_device_configuration(
 """
 _TRAINING = r"""
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
-from conftest import make_tiny_model_dir
+from helpers import make_tiny_model_dir
 from test_classifier_run import tiny_options, write_mrpc_like
 from bert import classifier_run, estimator_utils, modeling, optimization
 from bert.performance import PerformanceSettings
@@ -121,11 +121,13 @@ def mirrored_report(tmp_path_factory):
     return dict(json.loads(line[len("REPORT "):]), work=work)
 
 
+@pytest.mark.slow
 def test_mirrored_uses_both_logical_devices(mirrored_report):
     assert mirrored_report["replicas"] == 2
     assert mirrored_report["single_trained"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mirrored", "mirrored_accumulated", "mirrored_checkpointed"])
 def test_mirrored_training_equals_single_device_with_the_global_batch(mirrored_report, name):
     result = mirrored_report[name]
@@ -134,6 +136,7 @@ def test_mirrored_training_equals_single_device_with_the_global_batch(mirrored_r
     assert result["max_difference"] < 1e-5
 
 
+@pytest.mark.slow
 def test_classifier_runs_with_mirrored_strategy(mirrored_report):
     # 16 examples at train_batch_size 8: 2 updates, each over 2 replicas of 4 examples.
     assert mirrored_report["classifier_global_step"] == 2
@@ -146,6 +149,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_multi_worker_training_equals_single_device_with_the_global_batch(mirrored_report, tmp_path):
     """Two worker processes on this machine, each reading its shard of the batches, as on a real cluster."""
     work = mirrored_report["work"]

@@ -13,7 +13,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import estimator_utils, modeling, pretraining, tokenization
 from bert.estimator_utils import RunSettings
-from conftest import REPO_ROOT, make_tiny_model_dir, shared_path
+from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
 
 SCRIPTS = os.path.join(REPO_ROOT, "scripts")
 SEQ_LENGTH, PREDICTIONS = 64, 10
@@ -83,21 +83,45 @@ def test_heads_have_the_original_variables_and_losses():
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def test_eval_matches_the_original(fixed_head_checkpoint, tmp_path):
-    options = pretraining.PretrainingOptions(
+@pytest.fixture(scope="module")
+def ours_as_the_pretraining_golden(fixed_head_checkpoint, tmp_path_factory) -> str:
+    """Our run_pretraining --do_eval with the flags of the pre-training golden (../shared/README.md)."""
+    output_dir = str(tmp_path_factory.mktemp("pretraining_eval"))
+    pretraining.run(pretraining.PretrainingOptions(
         bert_config_file=os.path.join(fixed_head_checkpoint, "bert_config.json"),
-        input_file=shared_path("golden", "pretraining", "sample.tfrecord"), output_dir=str(tmp_path / "eval"),
+        input_file=shared_path("golden", "pretraining", "sample.tfrecord"), output_dir=output_dir,
         init_checkpoint=os.path.join(fixed_head_checkpoint, "bert_model.ckpt"), do_eval=True, eval_batch_size=8,
         max_seq_length=128, max_predictions_per_seq=20, max_eval_steps=10,
-        vocab_file=os.path.join(fixed_head_checkpoint, "vocab.txt"))
-    pretraining.run(options)
-    written = estimator_utils.read_key_value_results(str(tmp_path / "eval" / "eval_results.txt"))
+        vocab_file=os.path.join(fixed_head_checkpoint, "vocab.txt")))
+    return output_dir
+
+
+@pytest.mark.slow
+def test_eval_results_equal_the_original_programs_run_live(ours_as_the_pretraining_golden,
+                                                           original_pretraining_eval_output):
+    """The original run_pretraining.py and ours on this machine: the same eval_results.txt, text for text."""
+    with open(os.path.join(original_pretraining_eval_output, "eval_results.txt")) as f:
+        original = f.read()
+    with open(os.path.join(ours_as_the_pretraining_golden, "eval_results.txt")) as f:
+        assert f.read() == original
+
+
+# Stored golden (made on another machine): the losses moved at most 2e-6 with the kernels of other CPU families
+# (ONEDNN_MAX_CPU_ISA=AVX2, TF_ENABLE_ONEDNN_OPTS=0, measured here); bound 1e-4 (the MLM loss is ~10).
+PRETRAINING_GOLDEN_TOLERANCE = 1e-4
+
+
+@pytest.mark.slow
+def test_eval_results_match_the_stored_golden(ours_as_the_pretraining_golden):
+    written = estimator_utils.read_key_value_results(os.path.join(ours_as_the_pretraining_golden,
+                                                                  "eval_results.txt"))
     expected = estimator_utils.read_key_value_results(shared_path("golden", "pretraining", "eval_results.txt"))
     assert set(written) == set(expected) == {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
                                              "next_sentence_accuracy", "next_sentence_loss"}
-    # No new keys, and the file is the original's text for text.
-    assert ((tmp_path / "eval" / "eval_results.txt").read_text()
-            == open(shared_path("golden", "pretraining", "eval_results.txt")).read())
+    assert written["global_step"] == expected["global_step"]
+    for key in set(expected) - {"global_step"}:
+        print(f"{key}: {written[key]} (stored golden {expected[key]})")
+        assert float(written[key]) == pytest.approx(float(expected[key]), abs=PRETRAINING_GOLDEN_TOLERANCE), key
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,6 +170,7 @@ def first_training_loss(output_dir):
     raise AssertionError(f"no loss summary in {output_dir}")
 
 
+@pytest.mark.slow
 def test_twenty_steps_train_and_the_loss_falls(trained_run):
     results = estimator_utils.read_key_value_results(os.path.join(trained_run["output_dir"], "eval_results.txt"))
     assert int(results["global_step"]) == 20
@@ -157,6 +182,7 @@ def test_twenty_steps_train_and_the_loss_falls(trained_run):
     assert float(results["masked_lm_accuracy"]) > 0.0
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_from_its_last_checkpoint(trained_run, tmp_path):
     # The state a run killed after its step-10 checkpoint leaves behind.
     output_dir = str(tmp_path / "output")
@@ -196,12 +222,14 @@ def options_for(trained_run, tmp_path, **overrides):
     ({"input_file": "/nonexistent/dir/*.tfrecord"}, "matches no file"),
     ({"do_eval": False}, "do_train` or `do_eval"),
 ])
+@pytest.mark.slow
 def test_flags_that_do_not_fit_the_data_fail_clearly(trained_run, tmp_path, overrides, message):
     with pytest.raises((ValueError, FileNotFoundError), match=message):
         pretraining.run(options_for(trained_run, tmp_path, **overrides))
     assert not os.path.exists(os.path.join(str(tmp_path / "out"), "eval_results.txt"))
 
 
+@pytest.mark.slow
 def test_vocab_larger_than_the_config_is_rejected(trained_run, tmp_path):
     big_vocab = tmp_path / "vocab.txt"
     big_vocab.write_text("\n".join(f"token{i}" for i in range(500)) + "\n")
@@ -209,6 +237,7 @@ def test_vocab_larger_than_the_config_is_rejected(trained_run, tmp_path):
         pretraining.run(options_for(trained_run, tmp_path, vocab_file=str(big_vocab)))
 
 
+@pytest.mark.slow
 def test_data_with_ids_beyond_the_config_vocab_is_rejected(trained_run, tmp_path):
     small_model = make_tiny_model_dir(str(tmp_path / "small"), vocab_words=["[PAD]", "[UNK]", "[CLS]", "[SEP]"])
     with pytest.raises(ValueError, match="larger vocabulary than the model"):
@@ -216,6 +245,7 @@ def test_data_with_ids_beyond_the_config_vocab_is_rejected(trained_run, tmp_path
                                     bert_config_file=os.path.join(small_model, "bert_config.json")))
 
 
+@pytest.mark.slow
 def test_empty_or_foreign_input_files_are_rejected(trained_run, tmp_path):
     empty = tmp_path / "empty.tfrecord"
     with tf.io.TFRecordWriter(str(empty)):
@@ -233,6 +263,7 @@ def test_empty_or_foreign_input_files_are_rejected(trained_run, tmp_path):
         pretraining.run(options_for(trained_run, tmp_path, input_file=str(other)))
 
 
+@pytest.mark.slow
 def test_script_trains_with_accumulation_bf16_and_a_strategy(trained_run, tmp_path):
     output_dir = str(tmp_path / "output")
     replaced = {"--output_dir": output_dir, "--num_train_steps": "4", "--save_checkpoints_steps": "4"}

@@ -12,7 +12,8 @@ import tensorflow.compat.v1 as tf
 from bert import input_pipeline, pretraining, pretraining_data, pretraining_records, pretraining_sharded
 from bert import tokenization
 from bert.pretraining_data import DataOptions
-from conftest import REPO_ROOT, shared_path
+from helpers import REPO_ROOT, shared_path
+from live_original import run_original_program
 
 GOLDEN_OPTIONS = DataOptions(max_seq_length=128, max_predictions_per_seq=20, masked_lm_prob=0.15,
                              random_seed=12345, dupe_factor=5)
@@ -83,6 +84,25 @@ def test_script_matches_the_original_whole_word_mask_tfrecord(tmp_path):
         check=True, capture_output=True)
     assert_same_examples(read_examples(output),
                          read_examples(shared_path("golden", "pretraining", "sample_wwm.tfrecord")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("whole_word_mask", [False, True])
+def test_records_equal_the_original_programs_run_live(uncased_tokenizer, tmp_path, whole_word_mask):
+    """The original create_pretraining_data.py, run here with another seed than the goldens', and ours: the same
+    examples."""
+    flags = dict(max_seq_length=96, max_predictions_per_seq=14, masked_lm_prob=0.2, random_seed=7, dupe_factor=2,
+                 do_whole_word_mask=whole_word_mask)
+    sample, vocab = shared_path("data", "sample_text.txt"), shared_path("data", "vocab", "bert_uncased_vocab.txt")
+    run_original_program("create_pretraining_data.py", [
+        f"--input_file={sample}", f"--output_file={tmp_path / 'original.tfrecord'}", f"--vocab_file={vocab}",
+        "--do_lower_case=True", *(f"--{name}={value}" for name, value in flags.items())])
+    pretraining_data.create_pretraining_data([sample], [str(tmp_path / "ours.tfrecord")], uncased_tokenizer,
+                                             DataOptions(**flags))
+    spec = pretraining.pretraining_feature_spec(96, 14)
+    original = read_examples(tmp_path / "original.tfrecord", spec)
+    assert len(original) > 20
+    assert_same_examples(read_examples(tmp_path / "ours.tfrecord", spec), original)
 
 
 def test_several_output_files_take_examples_in_turn(uncased_tokenizer, tmp_path):
@@ -244,6 +264,7 @@ def test_single_shard_equals_the_default_mode(tiny_vocab_file, tmp_path):
     assert sharded == [open(path, "rb").read() for path in outputs]
 
 
+@pytest.mark.slow
 def test_script_sharded_mode_writes_readable_records(tiny_vocab_file, tmp_path):
     corpus = write_corpus(tmp_path / "corpus.txt", synthetic_documents(100))
     output = tmp_path / "out.tfrecord"
@@ -327,6 +348,7 @@ def test_invalid_options_are_rejected(field, value):
         DataOptions(**{field: value}).validate()
 
 
+@pytest.mark.slow
 def test_script_reports_a_non_matching_glob(tiny_vocab_file, tmp_path):
     result = subprocess.run([sys.executable, SCRIPT, f"--input_file={tmp_path}/none*.txt",
                              f"--output_file={tmp_path}/out", f"--vocab_file={tiny_vocab_file}"],

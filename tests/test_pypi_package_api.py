@@ -47,6 +47,7 @@ def test_basic_tokenizer_takes_the_1_0_4_vocab_argument(vocab_file):
     assert preserving.tokenize("A [unused0]") == ["a", "[unused0]"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("num_workers", ["0", "1"])
 def test_create_pretraining_data_flag_keeps_the_entry_in_the_records(tmp_path, vocab_file, num_workers):
     corpus = tmp_path / "corpus.txt"

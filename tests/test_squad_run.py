@@ -10,7 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import input_pipeline, squad, squad_evaluation, squad_run
-from conftest import REPO_ROOT
+from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_squad.py")
 WORDS = "the a dog cat man woman house car city river tree book good bad big small new old".split()
@@ -54,6 +54,7 @@ def run_script(args):
     return subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True, env=env, timeout=600)
 
 
+@pytest.mark.slow
 def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
     train_file = write_data(tmp_path / "train.json", num_paragraphs=4, seed=0)
     predict_file = write_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)
@@ -88,6 +89,7 @@ def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
     assert results["total"] == 10 and "best_f1_thresh" in results
 
 
+@pytest.mark.slow
 def test_script_trains_with_accumulation_and_a_strategy_predicts_and_exports(tiny_model_dir, tmp_path):
     train_file = write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
     predict_file = write_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)

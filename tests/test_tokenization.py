@@ -11,7 +11,8 @@ import unicodedata
 import pytest
 
 from bert import tokenization
-from conftest import shared_path
+from helpers import shared_path
+from live_original import load_original_module
 
 SMALL_VOCAB = ["[UNK]", "[CLS]", "[SEP]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ","]
 
@@ -43,27 +44,41 @@ def small_vocab():
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _golden_mismatches(golden_lines, vocab_file, do_lower_case):
-    """(line index, field) of every golden field that the tokenizers do not reproduce."""
+def tokenize_as_the_golden(module, texts, vocab_file, do_lower_case):
+    """The golden's fields (basic tokens, word pieces, ids) for each text, from `module`'s tokenizers (ours or the
+    original's tokenization.py)."""
     key = "uncased" if do_lower_case else "cased"
-    full = tokenization.FullTokenizer(vocab_file, do_lower_case=do_lower_case)
-    basic = tokenization.BasicTokenizer(do_lower_case=do_lower_case)
-    mismatches = []
-    for index, line in enumerate(golden_lines):
-        pieces = full.tokenize(line["text"])
-        produced = {
-            "basic_" + key: basic.tokenize(line["text"]),
-            "wp_" + key: pieces,
-            "ids_" + key: full.convert_tokens_to_ids(pieces),
-        }
-        mismatches.extend((index, field) for field, value in produced.items() if value != line[field])
-    return mismatches
+    full = module.FullTokenizer(vocab_file, do_lower_case=do_lower_case)
+    basic = module.BasicTokenizer(do_lower_case=do_lower_case)
+    fields = []
+    for text in texts:
+        pieces = full.tokenize(text)
+        fields.append({"basic_" + key: basic.tokenize(text), "wp_" + key: pieces,
+                       "ids_" + key: full.convert_tokens_to_ids(pieces)})
+    return fields
+
+
+def _mismatches(produced, expected):
+    """(line index, field) of every expected field that `produced` does not reproduce."""
+    return [(index, field) for index, (got, want) in enumerate(zip(produced, expected))
+            for field, value in got.items() if value != want[field]]
 
 
 @pytest.mark.parametrize("do_lower_case", [True, False])
 def test_golden_parity_every_line(golden_lines, bert_vocab_file, do_lower_case):
     assert len(golden_lines) > 4000
-    assert _golden_mismatches(golden_lines, bert_vocab_file, do_lower_case) == []
+    produced = tokenize_as_the_golden(tokenization, [line["text"] for line in golden_lines], bert_vocab_file,
+                                      do_lower_case)
+    assert _mismatches(produced, golden_lines) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("do_lower_case", [True, False])
+def test_tokens_equal_the_original_tokenizers_run_live(golden_lines, bert_vocab_file, do_lower_case):
+    """The original's tokenization.py, run here on the golden corpus, and ours: the same tokens and ids."""
+    texts = [line["text"] for line in golden_lines]
+    original = tokenize_as_the_golden(load_original_module("tokenization"), texts, bert_vocab_file, do_lower_case)
+    assert _mismatches(tokenize_as_the_golden(tokenization, texts, bert_vocab_file, do_lower_case), original) == []
 
 
 def test_golden_parity_holds_with_warm_caches(golden_lines, bert_vocab_file):
