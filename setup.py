@@ -2,20 +2,21 @@
 
 from setuptools import find_packages, setup
 
-# Installed command -> the program module's main. The `bert-tf-` prefix keeps generic names such as
+# Installed command -> its launcher in bert.commands (which hides TensorFlow's start-up lines, then runs the
+# program module's main). The `bert-tf-` prefix keeps generic names such as
 # run_classifier off PATH, where other packages' programs could clash with them; from a checkout the original's
 # `python scripts/run_classifier.py ...` and `python -m bert.run_classifier ...` run the same programs.
 COMMANDS = {
-    "bert-tf-run-classifier": "bert.run_classifier:main",
-    "bert-tf-run-squad": "bert.run_squad:main",
-    "bert-tf-run-pretraining": "bert.run_pretraining:main",
-    "bert-tf-create-pretraining-data": "bert.create_pretraining_data:main",
-    "bert-tf-extract-features": "bert.extract_features:main",
-    "bert-tf-run-classifier-with-tfhub": "bert.run_classifier_with_tfhub:main",
-    "bert-tf-export-hub-module": "bert.export_hub_module:main",
-    "bert-tf-run-ner": "bert.run_ner:main",
-    "bert-tf-convert-hf-checkpoint": "bert.convert_hf_checkpoint:main",
-    "bert-tf-evaluate-squad": "bert.evaluate_squad:main",
+    "bert-tf-run-classifier": "bert.commands:run_classifier",
+    "bert-tf-run-squad": "bert.commands:run_squad",
+    "bert-tf-run-pretraining": "bert.commands:run_pretraining",
+    "bert-tf-create-pretraining-data": "bert.commands:create_pretraining_data",
+    "bert-tf-extract-features": "bert.commands:extract_features",
+    "bert-tf-run-classifier-with-tfhub": "bert.commands:run_classifier_with_tfhub",
+    "bert-tf-export-hub-module": "bert.commands:export_hub_module",
+    "bert-tf-run-ner": "bert.commands:run_ner",
+    "bert-tf-convert-hf-checkpoint": "bert.commands:convert_hf_checkpoint",
+    "bert-tf-evaluate-squad": "bert.commands:evaluate_squad",
 }
 
 setup(

@@ -3,14 +3,21 @@ the original format (bert_model.ckpt.*, bert_config.json, vocab.txt), usable as 
 
     python -m bert.convert_hf_checkpoint --input_dir=HF_DIR --output_dir=OUT_DIR [--overwrite]
 
-Importing this module defines no flags; `main()` defines them and runs `bert.checkpoint_conversion`.
+Importing this module defines no flags; `main()` defines them and runs `bert.interop.hf_checkpoint`.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
-from absl import flags
-import tensorflow.compat.v1 as tf
+import sys
 
-from bert import checkpoint_conversion, common_flags
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
+import tensorflow.compat.v1 as tf
+from absl import flags
+
+from bert.interop import hf_checkpoint as checkpoint_conversion
+from bert.runtime import flags as common_flags
 
 FLAGS = flags.FLAGS
 

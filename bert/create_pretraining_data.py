@@ -2,7 +2,7 @@
 
 Input: one sentence per line, blank lines between documents. With the default flags the output is exactly the
 original's, example for example. --num_workers=N (new) switches to sharded generation: N processes, memory
-bounded independently of the corpus size (see bert/pretraining_sharded.py for how shards and seeds are derived).
+bounded independently of the corpus size (see bert/pretraining/sharded.py for how shards and seeds are derived).
 Importing this module defines no flags; `main()` defines them and runs the generation.
 
 It also carries the public names of the original `create_pretraining_data.py` (`TrainingInstance`,
@@ -13,16 +13,26 @@ library's generator, so the draws and results are the original's. Where the orig
 the function takes a `do_whole_word_mask` keyword argument (default False).
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 import dataclasses
 import logging
 import random
 from typing import List, Sequence, Tuple
 
-from absl import flags
 import tensorflow.compat.v1 as tf
+from absl import flags
 
-from bert import common_flags, pretraining_data, pretraining_records, pretraining_sharded, tokenization
+from bert import tokenization
+from bert.pretraining import data as pretraining_data
+from bert.pretraining import records as pretraining_records
+from bert.pretraining import sharded as pretraining_sharded
+from bert.runtime import flags as common_flags
 
 FLAGS = flags.FLAGS
 

@@ -13,8 +13,8 @@ import argparse
 import json
 from typing import Optional, Sequence
 
-from bert import squad_evaluation
-from bert.errors import UserError, user_errors_reported
+from bert.common.errors import UserError, user_errors_reported
+from bert.squad import evaluation as squad_evaluation
 
 
 class _ArgumentParser(argparse.ArgumentParser):

@@ -6,13 +6,20 @@ checkpoint.
       --output_dir=/tmp/bert_module
 
 Needs tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them
-and runs `bert.hub_module.export_module`.
+and runs `bert.interop.hub_module.export_module`.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from absl import flags
 
-from bert import common_flags, hub_module
+from bert.interop import hub_module
+from bert.runtime import flags as common_flags
 
 FLAGS = flags.FLAGS
 

@@ -6,20 +6,28 @@ flags and JSON lines).
       --init_checkpoint=$BERT_DIR/bert_model.ckpt --layers=-1,-2,-3,-4 --max_seq_length=128 --batch_size=8
 
 One text per line; "text a ||| text b" is a sentence pair. Empty lines get a record with only [CLS] and [SEP].
-Importing this module defines no flags; `main()` defines them and runs `bert.feature_extraction`.
+Importing this module defines no flags; `main()` defines them and runs `bert.features.extraction`.
 It also carries the public names of the original `extract_features.py` (`InputExample`, `InputFeatures`,
 `read_examples`, `convert_examples_to_features`, `input_fn_builder`, `model_fn_builder`) for code written against
 the original package.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from typing import Callable, Sequence
 
-from absl import flags
 import tensorflow.compat.v1 as tf
+from absl import flags
 
-from bert import common_flags, feature_extraction, modeling
-from bert.performance import PerformanceSettings
+from bert import modeling
+from bert.features import extraction as feature_extraction
+from bert.runtime import flags as common_flags
+from bert.runtime.performance import PerformanceSettings
 
 FLAGS = flags.FLAGS
 

@@ -25,8 +25,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow.compat.v1 as tf
 
-from bert import file_io, performance
-from bert.errors import UserError
+from bert.common import file_io
+from bert.common.errors import UserError
 
 # A dimension as returned by get_shape_list: a Python int when static, a scalar Tensor when not.
 Dim = Union[int, tf.Tensor]
@@ -202,7 +202,7 @@ class BertModel(object):
                  token_type_ids: Optional[tf.Tensor] = None,
                  use_one_hot_embeddings: bool = False,
                  scope: Optional[str] = None,
-                 gradient_checkpointing: Optional[bool] = None):
+                 gradient_checkpointing: bool = False):
         """Builds embeddings, encoder and pooler under variable scope `scope` (default "bert").
 
         Args:
@@ -215,8 +215,7 @@ class BertModel(object):
           use_one_hot_embeddings: look words up by one-hot matmul (fast on TPU) instead of tf.gather.
           scope: optional variable scope name.
           gradient_checkpointing: [new] recompute each encoder layer in the backward pass instead of keeping its
-            activations (training only); None takes it from the run's `performance.PerformanceSettings`, which
-            task model_fns have active (off unless configured).
+            activations (training only; off, the original's graph, by default).
 
         Raises:
           ValueError: the config is inconsistent or a tensor has the wrong rank or length.
@@ -232,8 +231,6 @@ class BertModel(object):
             input_mask = tf.ones(shape=[batch_size, seq_length], dtype=tf.int32)
         if token_type_ids is None:
             token_type_ids = tf.zeros(shape=[batch_size, seq_length], dtype=tf.int32)
-        if gradient_checkpointing is None:
-            gradient_checkpointing = performance.active_training_settings().gradient_checkpointing
 
         with tf.variable_scope(scope, default_name="bert"):
             with tf.variable_scope("embeddings"):

@@ -8,7 +8,7 @@ correction and a per-variable trust ratio.
 (`learning_rate_schedule`, `build_optimizer`, `apply_clipped_gradients`) are public so that variants of the
 training step can reuse them without re-deriving the numbers.
 
-Opt-in variants of the step (see `bert.performance`): gradient accumulation, dynamic loss scaling for float16 and
+Opt-in variants of the step (`bert.runtime.performance` turns them on for the programs): gradient accumulation, dynamic loss scaling for float16 and
 data-parallel replicas under a tf.distribute strategy. They share one path, `_build_extended_train_op`; with none
 of them the graph is the original's.
 """
@@ -20,8 +20,6 @@ from typing import Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 import tensorflow.compat.v1 as tf
 
-from bert import performance
-
 # The settings BERT was pre-trained with; fine-tuning keeps them.
 WEIGHT_DECAY_RATE = 0.01
 EXCLUDE_FROM_WEIGHT_DECAY = ("LayerNorm", "layer_norm", "bias")
@@ -29,14 +27,14 @@ ADAM_BETA_1 = 0.9
 ADAM_BETA_2 = 0.999
 ADAM_EPSILON = 1e-6
 GRADIENT_CLIP_NORM = 1.0
-OPTIMIZERS = performance.OPTIMIZERS
+OPTIMIZERS = ("adamw", "lamb")  # the original's AdamWeightDecay, and [new] LAMB
 
 Gradient = Union[tf.Tensor, tf.IndexedSlices]
 
 
 def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_warmup_steps: Optional[int],
-                     use_tpu: bool, num_accumulation_steps: Optional[int] = None,
-                     loss_scaling: Optional[bool] = None, optimizer: Optional[str] = None) -> tf.Operation:
+                     use_tpu: bool, num_accumulation_steps: int = 1, loss_scaling: bool = False,
+                     optimizer: str = "adamw") -> tf.Operation:
     """Builds the training op: one AdamWeightDecay step on all trainable variables plus a global-step increment.
 
     Args:
@@ -46,10 +44,9 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
       num_warmup_steps: steps of linear warmup from 0; 0 or None for no warmup.
       use_tpu: whether to sum gradients across TPU shards (CrossShardOptimizer).
       num_accumulation_steps: [new] average the gradients of this many runs of the op (micro-batches) into one
-        update; None takes it from the run's `performance.PerformanceSettings` (1 unless configured).
-      loss_scaling: [new] dynamic loss scaling, for float16; None takes it from the run's settings (on for fp16).
-      optimizer: [new] "adamw" (the original's AdamWeightDecay) or "lamb"; None takes it from the run's settings
-        ("adamw" unless configured).
+        update (1: the original's step).
+      loss_scaling: [new] dynamic loss scaling, for float16 (off: the original's step).
+      optimizer: [new] "adamw" (the original's AdamWeightDecay) or "lamb".
 
     Returns:
       An Operation that increments the global step and updates the variables and their `adam_m`/`adam_v`
@@ -58,13 +55,6 @@ def create_optimizer(loss: tf.Tensor, init_lr: float, num_train_steps: int, num_
       scaling, a step whose gradients overflow is skipped (no update, no increment) and the scale halves.
       Inside a tf.distribute replica the gradients are averaged over the replicas first.
     """
-    settings = performance.active_training_settings()
-    if num_accumulation_steps is None:
-        num_accumulation_steps = settings.num_accumulation_steps
-    if loss_scaling is None:
-        loss_scaling = settings.uses_loss_scaling
-    if optimizer is None:
-        optimizer = settings.optimizer
     check_optimizer_name(optimizer)
     tvars = tf.trainable_variables()
     if not tvars:

@@ -2,16 +2,25 @@
 
     python -m bert.run_classifier --task_name=MRPC --do_train=true --data_dir=... --output_dir=...
 
-Importing this module defines no flags; `main()` defines them and runs the job of `bert.classifier_run`.
+Importing this module defines no flags; `main()` defines them and runs the job of `bert.classifier.job`.
 It also carries the public names of the original `run_classifier.py` (`InputExample`,
 `convert_examples_to_features`, `input_fn_builder`, `model_fn_builder`, ...) so code written against the original
 package (`from bert import run_classifier`) keeps working; they are the library's own objects.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from absl import flags
 
-from bert import classifier_data, classifier_model, classifier_run, common_flags
+from bert.classifier import data as classifier_data
+from bert.classifier import job as classifier_run
+from bert.classifier import model as classifier_model
+from bert.runtime import flags as common_flags
 
 # The original run_classifier.py's public names (same arguments, defaults and results).
 InputExample = classifier_data.InputExample

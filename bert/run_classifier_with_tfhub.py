@@ -6,15 +6,25 @@
 The module (a folder, or a URL hub can resolve, e.g. one of Google's BERT modules) brings its vocab and casing
 (its tokenization_info signature) and weights. Like the original, the program still takes --bert_config_file,
 --vocab_file, --do_lower_case and --init_checkpoint (it had them from run_classifier) and does not use them; a
-warning says so when one is given. The job, its files and its metrics are run_classifier's (`bert.classifier_run`). Needs
+warning says so when one is given. The job, its files and its metrics are run_classifier's (`bert.classifier.job`). Needs
 tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
-from absl import flags
-import tensorflow.compat.v1 as tf
+import sys
 
-from bert import classifier_data, classifier_run, common_flags, estimator_utils, hub_module
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
+import tensorflow.compat.v1 as tf
+from absl import flags
+
+from bert.classifier import data as classifier_data
+from bert.classifier import job as classifier_run
+from bert.interop import hub_module
+from bert.runtime import estimator as estimator_utils
+from bert.runtime import flags as common_flags
 
 FLAGS = flags.FLAGS
 _MODEL_FLAGS_FROM_THE_MODULE = ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint")

@@ -2,18 +2,26 @@
 
     python -m bert.run_ner --do_train=true --do_eval=true --data_dir=... --output_dir=...
 
-Importing this module defines no flags; `main()` defines them and runs the job of `bert.ner_run`. It takes
+Importing this module defines no flags; `main()` defines them and runs the job of `bert.ner.job`. It takes
 run_classifier's flags (phases, TPU, performance, --export_dir) plus the NER ones below.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from absl import flags
 
-from bert import common_flags, ner_data, ner_run
+from bert.ner import data as ner_data
+from bert.ner import job as ner_run
+from bert.runtime import flags as common_flags
 
 
 def define_data_flags() -> None:
-    """The CoNLL files and how their tags are read (shared with bert.ner_baseline)."""
+    """The CoNLL files and how their tags are read (shared with benchmarks/ner_baseline.py)."""
     flags.DEFINE_string("data_dir", None, "The folder holding the CoNLL files (train.txt, dev.txt, test.txt).")
     flags.DEFINE_string("train_file", "train.txt", "Training file: a name inside data_dir, or an absolute path.")
     flags.DEFINE_string("dev_file", "dev.txt", "Dev file (do_eval): a name inside data_dir, or an absolute path.")

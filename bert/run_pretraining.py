@@ -1,17 +1,25 @@
 """The run_pretraining program: masked-LM / next-sentence pre-training on create_pretraining_data TFRecords.
 
 Training resumes from the newest checkpoint in --output_dir; evaluation writes output_dir/eval_results.txt.
-Importing this module defines no flags; `main()` defines them and runs the job of `bert.pretraining`.
+Importing this module defines no flags; `main()` defines them and runs the job of `bert.pretraining.job`.
 It also carries the public names of the original `run_pretraining.py` (`model_fn_builder`, `get_masked_lm_output`,
 `get_next_sentence_output`, `gather_indexes`, `input_fn_builder`) for code written against the original package.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from typing import Sequence
 
 from absl import flags
 
-from bert import common_flags, input_pipeline, pretraining
+from bert.pretraining import job as pretraining
+from bert.runtime import flags as common_flags
+from bert.runtime import input_pipeline
 
 # The original run_pretraining.py's public names (same arguments, defaults and results).
 model_fn_builder = pretraining.model_fn_builder

@@ -1,17 +1,28 @@
 """The run_squad program: fine-tune BERT on SQuAD 1.1 / 2.0 and predict answers (the original's flags and files).
 
-Importing this module defines no flags; `main()` defines them and runs the job of `bert.squad_run`.
+Importing this module defines no flags; `main()` defines them and runs the job of `bert.squad.job`.
 It also carries the public names of the original `run_squad.py` (`read_squad_examples`,
 `convert_examples_to_features`, `FeatureWriter`, `write_predictions`, ...) for code written against the original
 package; where the original read a flag, the function takes a keyword argument with that flag's default.
 """
 
-from bert import program_logging  # noqa: F401  (first: quiets TensorFlow's start-up before it is imported)
+import sys
+
+from bert.runtime import logs
+
+if __name__ == "__main__":  # run as a program: TensorFlow's start-up lines are hidden before it is imported
+    logs.quiet_start(sys.argv)
+
 from typing import Sequence
 
 from absl import flags
 
-from bert import common_flags, input_pipeline, squad, squad_model, squad_postprocess, squad_run
+from bert.runtime import flags as common_flags
+from bert.runtime import input_pipeline
+from bert.squad import data as squad
+from bert.squad import job as squad_run
+from bert.squad import model as squad_model
+from bert.squad import postprocess as squad_postprocess
 
 # The original run_squad.py's public names (same arguments, defaults and results).
 SquadExample = squad.SquadExample

@@ -20,8 +20,8 @@ import re
 import unicodedata
 from typing import Callable, Container, Dict, Iterable, List, Optional, Tuple, Union
 
-from bert import file_io
-from bert.errors import UserError
+from bert.common import file_io
+from bert.common.errors import UserError
 
 TextLike = Union[str, bytes]
 

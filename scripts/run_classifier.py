@@ -1,7 +1,12 @@
 #!/usr/bin/env python
 """The original's run_classifier.py command line; the program is bert/run_classifier.py (also `python -m bert.run_classifier`)."""
 
-from bert import run_classifier
+import sys
+
+from bert.runtime import logs
+
+logs.quiet_start(sys.argv)  # before TensorFlow is imported: its start-up lines stay hidden
+from bert import run_classifier  # noqa: E402
 
 if __name__ == "__main__":
     run_classifier.main()

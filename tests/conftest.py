@@ -6,9 +6,12 @@ import sys
 
 import pytest
 
-from helpers import make_tiny_model_dir, require, shared_path
+from helpers import REPO_ROOT, make_tiny_model_dir, require, shared_path
 from live_original import (original_classifier_output, original_pretraining_eval_output,  # noqa: F401 (fixtures)
                            original_squad_v1_output, original_squad_v2_output, squad_v2_answerable_file)
+
+# The benchmark scripts' helpers are tested too; they live in benchmarks/, outside the package.
+sys.path.append(os.path.join(REPO_ROOT, "benchmarks"))
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +29,7 @@ def minilm_hf_dir() -> str:
 @pytest.fixture(scope="session")
 def minilm_checkpoint(minilm_hf_dir, tmp_path_factory) -> str:
     """The real MiniLM converted to an original-format checkpoint directory."""
-    from bert import checkpoint_conversion
+    from bert.interop import hf_checkpoint as checkpoint_conversion
 
     out_dir = str(tmp_path_factory.mktemp("minilm_ckpt"))
     checkpoint_conversion.convert_hf_checkpoint(minilm_hf_dir, out_dir)

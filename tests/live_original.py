@@ -53,7 +53,7 @@ def run_original_program(script: str, flags: Sequence[str], timeout: float = 180
 def load_original_module(name: str) -> types.ModuleType:
     """The original's `name`.py (e.g. "modeling", "tokenization") as a module of this process, its
     `import tensorflow` given the TF 1 stand-in."""
-    from bert import original_code
+    import original_code
 
     return original_code.load_module(os.path.join(original_bert_dir(), name + ".py"), f"original_bert_{name}",
                                      original_code.tensorflow1_stand_in())

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_run, estimator_utils, modeling, optimization
-from bert.performance import PerformanceSettings
+from bert import modeling, optimization
+from bert.classifier import job as classifier_run
+from bert.runtime import estimator as estimator_utils
+from bert.runtime.performance import PerformanceSettings
 from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 NUM_EXAMPLES = 24

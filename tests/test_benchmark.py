@@ -9,8 +9,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 from tensorflow.python.framework import ops as ops_lib
 
-from bert import benchmark, classifier_model, original_code
-from bert.performance import PerformanceSettings
+import original_code
+import throughput
+from bert.classifier import model as classifier_model
+from bert.runtime.performance import PerformanceSettings
 from helpers import REPO_ROOT
 
 SEQ_LENGTH = 16
@@ -21,50 +23,50 @@ def _profiled_matmul_flops(config, seq_length):
     with tf.Graph().as_default() as graph:
         ids = tf.zeros([1, seq_length], tf.int32)
         classifier_model.create_model(config, False, ids, tf.ones_like(ids), ids, tf.zeros([1], tf.int32),
-                                      benchmark.NUM_LABELS, use_one_hot_embeddings=False)
+                                      throughput.NUM_LABELS, use_one_hot_embeddings=False)
         return sum(ops_lib.get_stats_for_node_def(graph, op.node_def, "flops").value
                    for op in graph.get_operations() if op.type in ("MatMul", "BatchMatMulV2"))
 
 
 @pytest.mark.parametrize("preset", ["tiny", "minilm_l6_h384"])
 def test_forward_flops_equal_tensorflows_count_of_the_graphs_products(preset):
-    config = benchmark.preset_config(preset)
-    assert benchmark.forward_flops_per_example(config, SEQ_LENGTH) == _profiled_matmul_flops(config, SEQ_LENGTH)
+    config = throughput.preset_config(preset)
+    assert throughput.forward_flops_per_example(config, SEQ_LENGTH) == _profiled_matmul_flops(config, SEQ_LENGTH)
 
 
 def test_bert_base_forward_flops_are_the_known_figure():
     # BERT-Base at 128 tokens: about 11.2 G multiply-adds per example.
-    flops = benchmark.forward_flops_per_example(benchmark.preset_config("base"), 128)
+    flops = throughput.forward_flops_per_example(throughput.preset_config("base"), 128)
     assert flops == pytest.approx(22.35e9, rel=1e-3)
-    assert benchmark.training_flops_per_example(benchmark.preset_config("base"), 128) == 3 * flops
+    assert throughput.training_flops_per_example(throughput.preset_config("base"), 128) == 3 * flops
 
 
 def test_unknown_preset_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown preset 'huge'"):
-        benchmark.preset_config("huge")
+        throughput.preset_config("huge")
 
 
 @pytest.mark.parametrize("settings", [PerformanceSettings(), PerformanceSettings(num_accumulation_steps=2)])
 def test_measurements_on_a_tiny_model(settings):
-    config = benchmark.preset_config("tiny")
-    training = benchmark.measure_training(config, 8, SEQ_LENGTH, settings, num_runs=2, num_warmup_runs=1)
-    inference = benchmark.measure_inference(config, 8, SEQ_LENGTH, settings, num_runs=2, num_warmup_runs=1)
+    config = throughput.preset_config("tiny")
+    training = throughput.measure_training(config, 8, SEQ_LENGTH, settings, num_runs=2, num_warmup_runs=1)
+    inference = throughput.measure_inference(config, 8, SEQ_LENGTH, settings, num_runs=2, num_warmup_runs=1)
     assert training.examples_per_second > 0 and inference.examples_per_second > 0
     # A run is one micro-batch: 8 examples per update, split into num_accumulation_steps runs.
     per_run = 8 // settings.num_accumulation_steps
     assert training.examples_per_second == pytest.approx(per_run / training.seconds_per_run)
     assert training.flops_per_second == pytest.approx(
-        training.examples_per_second * 3 * benchmark.forward_flops_per_example(config, SEQ_LENGTH))
+        training.examples_per_second * 3 * throughput.forward_flops_per_example(config, SEQ_LENGTH))
 
 
 def test_batch_that_does_not_split_is_refused():
     with pytest.raises(ValueError, match="batch_size 8 cannot be split into 3 micro-batches"):
-        benchmark.measure_training(benchmark.preset_config("tiny"), 8, SEQ_LENGTH,
+        throughput.measure_training(throughput.preset_config("tiny"), 8, SEQ_LENGTH,
                                    PerformanceSettings(num_accumulation_steps=3))
 
 
 def test_matmul_peak_is_a_plausible_rate():
-    peak = benchmark.measure_matmul_peak(size=256, num_runs=2, num_warmup_runs=1)
+    peak = throughput.measure_matmul_peak(size=256, num_runs=2, num_warmup_runs=1)
     assert 1e8 < peak < 1e15
 
 
@@ -94,27 +96,27 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu):
 def test_original_code_loads_with_tf1_names_and_is_measured(tmp_path):
     (tmp_path / "modeling.py").write_text(_FAKE_ORIGINAL_MODELING)
     (tmp_path / "optimization.py").write_text(_FAKE_ORIGINAL_OPTIMIZATION)
-    original = benchmark.load_original(str(tmp_path))
+    original = throughput.load_original(str(tmp_path))
     assert original.name == "original" and not original.is_ours
     assert sys.modules["tensorflow"] is not original.modeling.tf  # the real module is back
     assert original.modeling.tf.contrib.layers.layer_norm
-    measured = benchmark.measure_training(benchmark.preset_config("tiny"), 4, SEQ_LENGTH, PerformanceSettings(),
+    measured = throughput.measure_training(throughput.preset_config("tiny"), 4, SEQ_LENGTH, PerformanceSettings(),
                                           num_runs=1, num_warmup_runs=0, implementation=original)
     assert measured.examples_per_second > 0
     with pytest.raises(ValueError, match="original implementation has no gradient accumulation"):
-        benchmark.measure_training(benchmark.preset_config("tiny"), 4, SEQ_LENGTH,
+        throughput.measure_training(throughput.preset_config("tiny"), 4, SEQ_LENGTH,
                                    PerformanceSettings(num_accumulation_steps=2), implementation=original)
 
 
 def test_missing_original_checkout_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="must be a checkout of google-research/bert"):
-        benchmark.load_original(str(tmp_path))
+        throughput.load_original(str(tmp_path))
 
 
 @pytest.mark.slow
 def test_script_prints_a_table_row(tmp_path):
     output_json = tmp_path / "results.jsonl"
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "benchmark.py"), "--preset=tiny",
+    command = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "benchmark.py"), "--preset=tiny",
                f"--max_seq_length={SEQ_LENGTH}", "--batch_size=4", "--num_runs=1", "--num_warmup_runs=0",
                "--matmul_size=128", f"--output_json={output_json}"]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600,

@@ -1,4 +1,4 @@
-"""Tests of bert.checkpoint_conversion: the real MiniLM, tiny synthetic HF directories, every input error."""
+"""Tests of bert.interop.hf_checkpoint: the real MiniLM, tiny synthetic HF directories, every input error."""
 
 import json
 import os
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import checkpoint_conversion
-from bert.errors import UserError
+from bert.common.errors import UserError
+from bert.interop import hf_checkpoint as checkpoint_conversion
 from helpers import REPO_ROOT, shared_path
 
 # ---------------------------------------------------------------------------------------------------------------

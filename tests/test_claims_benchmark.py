@@ -12,13 +12,13 @@ import sys
 
 import pytest
 
-from bert import benchmark
+import throughput
 from helpers import REPO_ROOT
 from live_original import original_bert_dir
 
 
 def test_the_original_files_are_loaded_unchanged():
-    original = benchmark.load_original(original_bert_dir())
+    original = throughput.load_original(original_bert_dir())
     for module, name in ((original.modeling, "modeling.py"), (original.optimization, "optimization.py")):
         assert os.path.samefile(module.__file__, os.path.join(original_bert_dir(), name))
     assert original.modeling.BertModel.__module__ == original.modeling.__name__  # their class, not ours
@@ -28,7 +28,7 @@ def test_the_original_files_are_loaded_unchanged():
 @pytest.mark.parametrize("code", ["ours", "original"])
 def test_benchmark_script_prints_the_row_of_each_code(tmp_path, code):
     output_json = tmp_path / "results.jsonl"
-    command = [sys.executable, os.path.join(REPO_ROOT, "scripts", "benchmark.py"), "--preset=tiny",
+    command = [sys.executable, os.path.join(REPO_ROOT, "benchmarks", "benchmark.py"), "--preset=tiny",
                "--max_seq_length=16", "--batch_size=4", "--num_runs=1", "--num_warmup_runs=0", "--matmul_size=128",
                f"--output_json={output_json}"]
     if code == "original":

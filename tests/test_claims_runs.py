@@ -12,8 +12,12 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import (classifier_data, classifier_run, estimator_utils, feature_extraction, pretraining_data,
-                  tokenization)
+from bert import tokenization
+from bert.classifier import data as classifier_data
+from bert.classifier import job as classifier_run
+from bert.features import extraction as feature_extraction
+from bert.pretraining import data as pretraining_data
+from bert.runtime import estimator as estimator_utils
 from helpers import REPO_ROOT, shared_path
 from test_classifier_run import WORDS, tiny_options, write_mrpc_like
 

@@ -5,7 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from bert import classifier_data, input_pipeline, tokenization
+from bert import tokenization
+from bert.classifier import data as classifier_data
+from bert.runtime import input_pipeline
 from helpers import shared_path
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "dog", "is", "hairy", "no", "it", "not", ".", "?",

@@ -8,8 +8,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_model, classifier_run, estimator_utils
-from bert.estimator_utils import RunSettings
+from bert.classifier import job as classifier_run
+from bert.classifier import model as classifier_model
+from bert.runtime import estimator as estimator_utils
+from bert.runtime.estimator import RunSettings
 from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
 
 WORDS = "the a dog cat man woman house car city river tree book good bad big small new old".split()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils
+from bert.runtime import estimator as estimator_utils
 from cli_helpers import run_script
 from helpers import REPO_ROOT, make_tiny_model_dir
 from test_classifier_run import write_mrpc_like
@@ -104,11 +104,11 @@ def test_default_progress_interval_gives_at_most_twenty_lines(every, total, expe
 
 
 def _benchmark_training_rate(log_text: str, skip_steps: int, tmp_path) -> float:
-    """scripts/benchmark_dynamic_padding.py's steady training rate of a log (in a subprocess: the script defines
+    """benchmarks/benchmark_dynamic_padding.py's steady training rate of a log (in a subprocess: the script defines
     absl flags at import)."""
     log_path = tmp_path / "train.log"
     log_path.write_text(log_text)
-    code = ("import sys; sys.path.insert(0, 'scripts'); import benchmark_dynamic_padding as benchmark; "
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import benchmark_dynamic_padding as benchmark; "
             "print(benchmark.steady_training_rate(sys.argv[1], int(sys.argv[2])))")
     completed = subprocess.run([sys.executable, "-c", code, str(log_path), str(skip_steps)], cwd=REPO_ROOT,
                                capture_output=True, text=True, check=True)

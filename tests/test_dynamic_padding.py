@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import (classifier_data, classifier_model, classifier_run, estimator_utils, input_pipeline, modeling,
-                  pretraining, sequence_length, squad_model, squad_run)
-from bert.errors import UserError
-from bert.sequence_length import LengthSettings
+from bert import modeling
+from bert.classifier import data as classifier_data
+from bert.classifier import job as classifier_run
+from bert.classifier import model as classifier_model
+from bert.common.errors import UserError
+from bert.pretraining import job as pretraining
+from bert.runtime import estimator as estimator_utils
+from bert.runtime import input_pipeline, sequence_length
+from bert.runtime.sequence_length import LengthSettings
+from bert.squad import job as squad_run
+from bert.squad import model as squad_model
 from helpers import TINY_VOCAB, make_tiny_model_dir, shared_path
 
 MAX_SEQ_LENGTH = 64

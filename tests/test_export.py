@@ -7,10 +7,15 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-
 import test_squad_run
-from bert import (classifier_data, classifier_run, export, input_pipeline, squad, squad_postprocess, squad_run,
-                  tokenization)
+
+from bert import tokenization
+from bert.classifier import data as classifier_data
+from bert.classifier import job as classifier_run
+from bert.runtime import export, input_pipeline
+from bert.squad import data as squad
+from bert.squad import job as squad_run
+from bert.squad import postprocess as squad_postprocess
 from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 SEQ_LENGTH = 32

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, feature_extraction, modeling, tokenization
-from bert.performance import PerformanceSettings
+from bert import modeling, tokenization
+from bert.features import extraction as feature_extraction
+from bert.runtime import estimator as estimator_utils
+from bert.runtime.performance import PerformanceSettings
 from helpers import REPO_ROOT, needs_bfloat16_kernels, shared_path
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "extract_features.py")

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import modeling, optimization, performance
-from bert.performance import PerformanceSettings
+from bert import modeling, optimization
+from bert.runtime import performance
+from bert.runtime.performance import PerformanceSettings
 
 BATCH, SEQ, HIDDEN = 3, 8, 32
 
@@ -168,26 +169,22 @@ def test_variables_and_checkpoints_are_unchanged(tmp_path):
     assert _max_difference(saved, restored) == 0.0
 
 
-def _op_names(settings=None, is_training=True):
+def _op_names(is_training=True, **keywords):
     ids, mask, _ = _inputs()
     with tf.Graph().as_default() as graph:
-        if settings is None:
-            modeling.BertModel(_config(0.1), is_training, tf.constant(ids), tf.constant(mask))
-        else:
-            with performance.training_settings(settings):
-                modeling.BertModel(_config(0.1), is_training, tf.constant(ids), tf.constant(mask))
+        modeling.BertModel(_config(0.1), is_training, tf.constant(ids), tf.constant(mask), **keywords)
         return [op.name for op in graph.get_operations()]
 
 
-def test_bert_model_reads_the_active_settings_and_only_when_training():
+def test_bert_model_checkpoints_only_when_asked_and_training():
     def seeded(names):
         return any(name.endswith("/dropout_seed") for name in names)
 
     plain = _op_names()
     assert not seeded(plain)
-    assert _op_names(PerformanceSettings()) == plain  # default settings: the original's graph, op for op
-    assert seeded(_op_names(PerformanceSettings(gradient_checkpointing=True)))
-    assert not seeded(_op_names(PerformanceSettings(gradient_checkpointing=True), is_training=False))
+    assert _op_names(gradient_checkpointing=False) == plain  # the default: the original's graph, op for op
+    assert seeded(_op_names(gradient_checkpointing=True))
+    assert not seeded(_op_names(is_training=False, gradient_checkpointing=True))
 
 
 def _train(checkpointing, config=None, **optimizer_arguments):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import optimization, performance
-from bert.performance import PerformanceSettings
+from bert import optimization
+from bert.runtime import estimator
+from bert.runtime.performance import PerformanceSettings
 
 # Shapes and initial values; "zero/kernel" starts at 0 (||w|| = 0, so its trust ratio is 1).
 NAMES = ["layer/dense/kernel", "layer/dense/bias", "layer/LayerNorm/gamma", "zero/kernel"]
@@ -79,8 +80,10 @@ def _tf_lamb(num_updates, num_accumulation_steps=1, through_settings=False):
         loss = tf.add_n([tf.reduce_sum(tf.sin(variables[n]) * placeholders[n]) + 0.5 * tf.reduce_sum(variables[n] ** 2)
                          for n in NAMES])
         if through_settings:
-            with performance.training_settings(PerformanceSettings(optimizer="lamb")):
-                train_op = optimization.create_optimizer(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False)
+            # As a task's model_fn under make_estimator: the run's settings reach create_optimizer via train_spec.
+            params = {estimator.RUN_PARAMS: estimator.RunParams(PerformanceSettings(optimizer="lamb"))}
+            train_op = estimator.train_spec(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False, None,
+                                            params).train_op
         else:
             train_op = optimization.create_optimizer(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False,
                                                      num_accumulation_steps=num_accumulation_steps,
@@ -118,7 +121,7 @@ def test_lamb_with_accumulation_counts_updates_not_micro_batches():
     assert global_step == 3
 
 
-def test_lamb_is_chosen_by_the_active_settings():
+def test_lamb_is_chosen_by_the_run_settings():
     trajectory, _ = _tf_lamb(2, through_settings=True)
     _assert_trajectories_equal(trajectory, _numpy_lamb(2))
 

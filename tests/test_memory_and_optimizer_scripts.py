@@ -1,11 +1,13 @@
-"""The helpers of scripts/benchmark_memory.py and scripts/compare_optimizers.py (their full runs are measurements,
+"""The helpers of benchmarks/benchmark_memory.py and benchmarks/compare_optimizers.py (their full runs are measurements,
 documented in docs/memory_and_lamb.md)."""
 
 import numpy as np
 import pytest
 
-from bert import benchmark, benchmark_memory, compare_optimizers
-from bert.errors import UserError
+import benchmark_memory
+import compare_optimizers
+import throughput
+from bert.common.errors import UserError
 
 
 def test_largest_batch_within_budget_stops_at_the_first_that_exceeds_it():
@@ -23,7 +25,7 @@ def test_largest_batch_within_budget_stops_at_the_first_that_exceeds_it():
 
 def test_peak_rss_is_this_process_in_bytes():
     block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB resident
-    assert benchmark.peak_rss_bytes() > block.nbytes
+    assert throughput.peak_rss_bytes() > block.nbytes
 
 
 @pytest.mark.parametrize("text,message", [("sgd:1e-3", "'sgd:1e-3'"), ("lamb:-1", "'lamb:-1'"), ("lamb", "'lamb'"),

@@ -4,8 +4,11 @@ first-sub-token alignment, windows that own every word exactly once, and the mos
 import numpy as np
 import pytest
 
-from bert import input_pipeline, ner_data, squad, tokenization
-from bert.errors import UserError
+from bert import tokenization
+from bert.common.errors import UserError
+from bert.ner import data as ner_data
+from bert.runtime import input_pipeline
+from bert.squad import data as squad
 from helpers import TINY_VOCAB
 
 

@@ -3,7 +3,7 @@ per-type F1, token accuracy, and the span repair that keeps the chunks conlleval
 
 import pytest
 
-from bert import ner_metrics
+from bert.ner import metrics as ner_metrics
 
 
 @pytest.mark.parametrize("tags, expected", [

@@ -8,10 +8,12 @@ import sys
 import numpy as np
 import pytest
 
-from bert import estimator_utils, export, ner_run
-from bert.errors import UserError
-from bert.estimator_utils import RunSettings
-from bert.performance import PerformanceSettings
+from bert.common.errors import UserError
+from bert.ner import job as ner_run
+from bert.runtime import estimator as estimator_utils
+from bert.runtime import export
+from bert.runtime.estimator import RunSettings
+from bert.runtime.performance import PerformanceSettings
 from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_ner.py")
@@ -234,7 +236,7 @@ def test_missing_data_dir_through_the_command_line(tiny_model_dir, tmp_path):
 
 
 def test_baseline_scores_dev_and_test(tmp_path):
-    from bert import ner_baseline
+    import ner_baseline
 
     data_dir, _ = write_data(tmp_path / "data", num_train=30)
     scores = ner_baseline.baseline_scores(data_dir, "train.txt", "dev.txt", "test.txt")

@@ -13,9 +13,16 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 # The five modules together in one process (the original's each defined flags at import and could not).
-from bert import create_pretraining_data, extract_features, run_classifier, run_pretraining, run_squad
-from bert import classifier_data, classifier_model, feature_extraction, input_pipeline, modeling, optimization
-from bert import pretraining, pretraining_data, squad, squad_postprocess, tokenization
+from bert import (create_pretraining_data, extract_features, modeling, optimization, run_classifier, run_pretraining,
+                  run_squad, tokenization)
+from bert.classifier import data as classifier_data
+from bert.classifier import model as classifier_model
+from bert.features import extraction as feature_extraction
+from bert.pretraining import data as pretraining_data
+from bert.pretraining import job as pretraining
+from bert.runtime import input_pipeline
+from bert.squad import data as squad
+from bert.squad import postprocess as squad_postprocess
 from helpers import require, shared_path
 from program_help import flags_listed, help_outputs
 from test_squad_parity import assert_tie_in_golden
@@ -528,13 +535,13 @@ def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoi
 @pytest.mark.slow
 def test_notebook_style_code_with_hub_module(minilm_checkpoint, tmp_path):
     """The notebook as written: hub.Module(trainable=True) with the "tokens" and "tokenization_info" signatures,
-    on MiniLM exported as a TF1 Hub module by bert.hub_module."""
+    on MiniLM exported as a TF1 Hub module by bert.interop.hub_module."""
     try:
         import tensorflow_hub as hub
     except ImportError:
         hub = None
     require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
-    from bert import hub_module
+    from bert.interop import hub_module
     _, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
     module_dir = str(tmp_path / "hub_module")
     hub_module.export_module(os.path.join(minilm_checkpoint, "bert_config.json"), init_checkpoint, vocab_file,

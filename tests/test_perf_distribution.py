@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import performance
-from bert.performance import PerformanceSettings
+from bert.runtime import performance
+from bert.runtime.performance import PerformanceSettings
 from helpers import REPO_ROOT
 
 # Both children train a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates
@@ -30,8 +30,10 @@ _TRAINING = r"""
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from helpers import make_tiny_model_dir
 from test_classifier_run import tiny_options, write_mrpc_like
-from bert import classifier_run, estimator_utils, modeling, optimization
-from bert.performance import PerformanceSettings
+from bert import modeling, optimization
+from bert.classifier import job as classifier_run
+from bert.runtime import estimator as estimator_utils
+from bert.runtime.performance import PerformanceSettings
 
 work = sys.argv[2]
 model_dir = os.path.join(work, "model")

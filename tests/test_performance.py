@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import classifier_run, estimator_utils, modeling, optimization, performance
-from bert.performance import PerformanceSettings
+from bert import modeling, optimization
+from bert.classifier import job as classifier_run
+from bert.runtime import estimator as estimator_utils
+from bert.runtime import performance
+from bert.runtime.performance import PerformanceSettings
 from helpers import needs_bfloat16_kernels
 from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
@@ -156,8 +159,8 @@ def test_loss_scaling_gives_the_unscaled_update_and_grows(monkeypatch):
 
 
 _XLA_CHILD = """
-from bert import performance
-from bert.performance import PerformanceSettings
+from bert.runtime import performance
+from bert.runtime.performance import PerformanceSettings
 import tensorflow.compat.v1 as tf
 config = performance.session_config(PerformanceSettings(use_xla=True))
 with tf.Graph().as_default():

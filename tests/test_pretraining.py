@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, modeling, pretraining, tokenization
-from bert.estimator_utils import RunSettings
+from bert import modeling, tokenization
+from bert.pretraining import job as pretraining
+from bert.runtime import estimator as estimator_utils
+from bert.runtime.estimator import RunSettings
 from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
 
 SCRIPTS = os.path.join(REPO_ROOT, "scripts")

@@ -9,9 +9,13 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import input_pipeline, pretraining, pretraining_data, pretraining_records, pretraining_sharded
 from bert import tokenization
-from bert.pretraining_data import DataOptions
+from bert.pretraining import data as pretraining_data
+from bert.pretraining import job as pretraining
+from bert.pretraining import records as pretraining_records
+from bert.pretraining import sharded as pretraining_sharded
+from bert.pretraining.data import DataOptions
+from bert.runtime import input_pipeline
 from helpers import REPO_ROOT, shared_path
 from live_original import run_original_program
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import estimator_utils, modeling, tokenization
+from bert import modeling, tokenization
+from bert.runtime import estimator as estimator_utils
 from cli_helpers import last_line, run_script
 
 VOCAB = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]", "unused", "##1", "##0",

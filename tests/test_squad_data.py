@@ -7,7 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from bert import input_pipeline, squad, tokenization
+from bert import tokenization
+from bert.runtime import input_pipeline
+from bert.squad import data as squad
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "leader", "was", "john", "smith", "(", ")", "-", ".",
          "?", ",", "1895", "1943", "he", "lived", "in", "japanese", "cities", "when", "born", "who", "what", "where",

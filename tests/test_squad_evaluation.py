@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from bert import squad_evaluation
+from bert.squad import evaluation as squad_evaluation
 
 SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "evaluate_squad.py")
 

@@ -5,8 +5,9 @@ import math
 
 import pytest
 
-from bert import squad, squad_postprocess
-from bert.squad_postprocess import PredictionOptions, RawResult
+from bert.squad import data as squad
+from bert.squad import postprocess as squad_postprocess
+from bert.squad.postprocess import PredictionOptions, RawResult
 
 # One window: [CLS] who ? [SEP] steve smith ' s dog [SEP]; document words "Steve", "Smith's", "dog".
 TOKENS = ["[CLS]", "who", "?", "[SEP]", "steve", "smith", "'", "s", "dog", "[SEP]"]

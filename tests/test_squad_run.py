@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import input_pipeline, squad, squad_evaluation, squad_run
+from bert.runtime import input_pipeline
+from bert.squad import data as squad
+from bert.squad import evaluation as squad_evaluation
+from bert.squad import job as squad_run
 from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_squad.py")

@@ -1,0 +1,1 @@
+"""Sentence (pair) classification (run_classifier): data, model head, job."""

@@ -1,0 +1,249 @@
+"""The run_classifier job: fine-tune, evaluate and predict a sentence (pair) classifier, writing the original's files.
+
+`scripts/run_classifier.py` only turns flags into `ClassifierOptions` and calls `run`; everything here is usable
+from Python too.
+"""
+
+import dataclasses
+import os
+import time
+from typing import Dict, List, Optional, Tuple
+
+import tensorflow.compat.v1 as tf
+
+from bert import modeling, tokenization
+from bert.classifier import data as classifier_data
+from bert.classifier import model as classifier_model
+from bert.common.errors import UserError, UserFileNotFoundError
+from bert.runtime import estimator as estimator_utils
+from bert.runtime import export, sequence_length
+from bert.runtime.estimator import RunSettings
+
+
+@dataclasses.dataclass
+class ClassifierOptions:
+    """Everything one run needs; field names are the original's flag names."""
+
+    task_name: str
+    data_dir: str
+    bert_config_file: str
+    vocab_file: str
+    output_dir: str
+    init_checkpoint: Optional[str] = None
+    do_lower_case: bool = True
+    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
+    max_seq_length: int = 128
+    do_train: bool = False
+    do_eval: bool = False
+    do_predict: bool = False
+    train_batch_size: int = 32
+    eval_batch_size: int = 8
+    predict_batch_size: int = 8
+    learning_rate: float = 5e-5
+    num_train_epochs: float = 3.0
+    warmup_proportion: float = 0.1
+    export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
+    dynamic_padding: bool = False  # [new] cut batches to their longest example; eval/predict ordered by length
+    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
+    run: RunSettings = None
+
+    def __post_init__(self):
+        if self.run is None:
+            self.run = RunSettings(output_dir=self.output_dir)
+
+    def length_settings(self) -> sequence_length.LengthSettings:
+        return sequence_length.LengthSettings.for_options(self)
+
+
+@dataclasses.dataclass
+class ClassifierResults:
+    eval_results: Optional[Dict[str, object]] = None
+    predictions_file: Optional[str] = None
+    train_examples_per_second: Optional[float] = None
+    saved_model_dir: Optional[str] = None
+
+
+def _check_options(options: ClassifierOptions) -> None:
+    if not (options.do_train or options.do_eval or options.do_predict or options.export_dir):
+        raise UserError("At least one of `do_train`, `do_eval` or `do_predict` must be True (or `export_dir` set).")
+    for name in ("data_dir", "output_dir"):
+        if not getattr(options, name):
+            raise UserError(f"--{name} is required")
+    if not tf.io.gfile.isdir(options.data_dir):
+        raise UserFileNotFoundError(f"data_dir {options.data_dir} does not exist (--data_dir: the folder of the "
+                                    f"task's .tsv files)")
+    if not options.do_train and (options.do_eval or options.do_predict):
+        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
+
+
+def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] = None) -> ClassifierResults:
+    """Runs the requested phases (train, eval, predict) of one task and writes their files to output_dir.
+
+    `encoder` [new] (e.g. a TF Hub module) replaces the BERT of bert_config_file, vocab_file and init_checkpoint.
+    """
+    _check_options(options)
+    options.length_settings()
+    processor = classifier_data.get_processor(options.task_name)
+    if encoder is None:
+        bert_config, tokenizer, init_checkpoint = _load_pretrained(options)
+    else:
+        bert_config, tokenizer, init_checkpoint = None, encoder.make_tokenizer(options.max_seq_length), None
+    tf.io.gfile.makedirs(options.output_dir)
+
+    label_list = processor.get_labels()
+    train_examples, num_train_steps, num_warmup_steps = None, None, None
+    if options.do_train:
+        train_examples = processor.get_train_examples(options.data_dir)
+        num_train_steps = estimator_utils.training_steps(len(train_examples), options.train_batch_size,
+                                                         options.num_train_epochs,
+                                                         f"the training set in {options.data_dir}")
+        num_warmup_steps = int(num_train_steps * options.warmup_proportion)
+        estimator_utils.warn_if_resuming(options.output_dir)
+
+    use_tpu = options.run.use_tpu
+    model_fn = classifier_model.model_fn_builder(
+        bert_config=bert_config, num_labels=1 if processor.is_regression else len(label_list),
+        init_checkpoint=init_checkpoint, learning_rate=options.learning_rate, num_train_steps=num_train_steps,
+        num_warmup_steps=num_warmup_steps, use_tpu=use_tpu, use_one_hot_embeddings=use_tpu,
+        is_regression=processor.is_regression, metric_names=processor.metrics, encoder=encoder)
+    estimator = estimator_utils.make_estimator(
+        model_fn, options.run, train_batch_size=options.train_batch_size,
+        eval_batch_size=options.eval_batch_size, predict_batch_size=options.predict_batch_size)
+
+    results = ClassifierResults()
+    phase = _Phase(options, processor, tokenizer, estimator)
+    if options.do_train:
+        results.train_examples_per_second = phase.train(train_examples, num_train_steps)
+    if options.do_eval:
+        results.eval_results = phase.evaluate(processor.get_dev_examples(options.data_dir))
+    if options.do_predict:
+        results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
+    if options.export_dir:
+        results.saved_model_dir = phase.export(init_checkpoint)
+    return results
+
+
+def _load_pretrained(options: ClassifierOptions) -> Tuple[modeling.BertConfig, tokenization.FullTokenizer,
+                                                          Optional[str]]:
+    """The config, tokenizer and checkpoint path of the pre-trained BERT named by the options, checked."""
+    for name in ("bert_config_file", "vocab_file"):
+        if not getattr(options, name):
+            raise UserError(f"--{name} is required")
+    if options.do_train and not options.init_checkpoint:
+        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
+    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
+    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
+    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
+    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
+                                           preserve_unused_tokens=options.preserve_unused_tokens)
+    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
+    return bert_config, tokenizer, estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+
+
+class _Phase:
+    """The three phases of a run, sharing the task, tokenizer and estimator."""
+
+    def __init__(self, options: ClassifierOptions, processor, tokenizer, estimator):
+        self.options = options
+        self.processor = processor
+        self.label_list = processor.get_labels()
+        self.tokenizer = tokenizer
+        self.estimator = estimator
+        self.lengths = options.length_settings()
+
+    def _write_records(self, examples: List, name: str) -> str:
+        path = os.path.join(self.options.output_dir, name)
+        classifier_data.file_based_convert_examples_to_features(
+            examples, self.label_list, self.options.max_seq_length, self.tokenizer, path)
+        return path
+
+    def _input_fn(self, path: str, is_training: bool):
+        drop_remainder = is_training or self.options.run.use_tpu
+        return classifier_data.file_based_input_fn_builder(path, self.options.max_seq_length, is_training,
+                                                           drop_remainder, self.processor.is_regression,
+                                                           lengths=self.lengths)
+
+    def _padded(self, examples: List, batch_size: int) -> List:
+        # TPUs need whole batches: pad with examples that weigh nothing and whose predictions are dropped.
+        return classifier_data.pad_for_tpu(examples, batch_size) if self.options.run.use_tpu else list(examples)
+
+    def train(self, examples: List, num_train_steps: int) -> float:
+        path = self._write_records(examples, "train.tf_record")
+        batch_size = self.options.train_batch_size
+        tf.logging.info("***** Running training *****")
+        tf.logging.info("  Num examples = %d", len(examples))
+        tf.logging.info("  Batch size = %d", batch_size)
+        tf.logging.info("  Num steps = %d", num_train_steps)
+        start_step = estimator_utils.checkpoint_global_step(self.options.output_dir)
+        start = time.time()
+        self.estimator.train(input_fn=self._input_fn(path, is_training=True), max_steps=num_train_steps)
+        seconds = time.time() - start
+        steps_run = max(0, num_train_steps - start_step)
+        speed = steps_run * batch_size / seconds if seconds > 0 else 0.0
+        tf.logging.info("Trained %d steps in %.1f s: %.1f examples/s (including start-up and checkpointing)",
+                        steps_run, seconds, speed)
+        return speed
+
+    def _write_records_by_length(self, examples: List, batch_size: int, name: str) -> Tuple[str, List[int]]:
+        """With dynamic padding: writes `examples` shortest first (see `order_for_evaluation`), so that batches
+        are short; returns the path and the input index of each record written."""
+        path = os.path.join(self.options.output_dir, name)
+        features = classifier_data.convert_examples_to_features(examples, self.label_list,
+                                                                self.options.max_seq_length, self.tokenizer)
+        order = sequence_length.order_for_evaluation([sum(feature.input_mask) for feature in features],
+                                                     batch_size)
+        classifier_data.write_features([features[index] for index in order], self.options.max_seq_length, path,
+                                       self.processor.is_regression)
+        return path, order
+
+    def _write_padded_records(self, examples: List, batch_size: int, name: str,
+                              title: str) -> Tuple[str, int, Optional[List[int]]]:
+        """Pads `examples` for TPU, writes them to `name` and logs the phase; returns (path, examples written,
+        input index of each record or None when they are in input order)."""
+        num_actual = len(examples)
+        examples = self._padded(examples, batch_size)
+        order = None
+        if self.lengths.dynamic_padding:
+            path, order = self._write_records_by_length(examples, batch_size, name)
+        else:
+            path = self._write_records(examples, name)
+        tf.logging.info("***** Running %s *****", title)
+        tf.logging.info("  Num examples = %d (%d actual, %d padding)", len(examples), num_actual,
+                        len(examples) - num_actual)
+        tf.logging.info("  Batch size = %d", batch_size)
+        return path, len(examples), order
+
+    def evaluate(self, examples: List) -> Dict[str, object]:
+        batch_size = self.options.eval_batch_size
+        # The metrics do not depend on the order examples run in.
+        path, num_written, _ = self._write_padded_records(examples, batch_size, "eval.tf_record", "evaluation")
+        steps = num_written // batch_size if self.options.run.use_tpu else None
+        result = self.estimator.evaluate(input_fn=self._input_fn(path, is_training=False), steps=steps)
+        estimator_utils.write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
+        return result
+
+    def predict(self, examples: List) -> str:
+        num_actual = len(examples)
+        path, _, order = self._write_padded_records(examples, self.options.predict_batch_size,
+                                                    "predict.tf_record", "prediction")
+        output_path = os.path.join(self.options.output_dir, "test_results.tsv")
+        predictions = self.estimator.predict(input_fn=self._input_fn(path, is_training=False))
+        if order is not None:
+            predictions = sequence_length.restore_order([p["probabilities"] for p in predictions], order)
+        else:
+            predictions = (p["probabilities"] for p in predictions)
+        written = 0
+        with tf.io.gfile.GFile(output_path, "w") as writer:
+            for probabilities in predictions:
+                if written >= num_actual:
+                    break
+                writer.write("\t".join(str(p) for p in probabilities) + "\n")
+                written += 1
+        if written != num_actual:
+            raise RuntimeError(f"wrote {written} predictions for {num_actual} test examples")
+        return output_path
+
+    def export(self, init_checkpoint: Optional[str]) -> str:
+        """Exports the newest fine-tuned checkpoint (else `init_checkpoint`) as a SavedModel; returns its path."""
+        spec = classifier_data.classifier_feature_spec(self.options.max_seq_length, self.processor.is_regression)
+        return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint)

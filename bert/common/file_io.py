@@ -1,0 +1,48 @@
+"""Reading user files with errors that name them: local paths without TensorFlow, URLs (gs://) through tf.io.gfile.
+
+TensorFlow is imported only for remote paths, so light tools (the SQuAD evaluator, the tokenizer) start fast.
+"""
+
+import json
+import os
+
+from bert.common.errors import UserError, UserFileNotFoundError
+
+
+def is_local_path(path: str) -> bool:
+    """True for plain file-system paths, False for URLs such as gs://bucket/vocab.txt."""
+    return "://" not in path
+
+
+def read_text(path: str, what: str = "file") -> str:
+    """The whole UTF-8 text of `path`; a missing file or text that is not UTF-8 is a UserError naming `what`
+    and the path (UserFileNotFoundError, also a FileNotFoundError, when it does not exist)."""
+    if is_local_path(path):
+        if not os.path.isfile(path):
+            raise UserFileNotFoundError(f"{what} {path} not found" + (" (it is a folder)" if os.path.isdir(path)
+                                                                        else ""))
+        with open(path, "rb") as reader:
+            data = reader.read()
+    else:
+        import tensorflow.compat.v1 as tf  # only remote paths need it
+
+        if not tf.io.gfile.exists(path):
+            raise UserFileNotFoundError(f"{what} {path} not found")
+        with tf.io.gfile.GFile(path, "rb") as reader:
+            data = reader.read()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise UserError(f"{what} {path}, line {line}: not valid UTF-8 text ({error.reason} at byte {error.start}); "
+                        f"save the file as UTF-8") from None
+
+
+def read_json(path: str, what: str = "JSON file"):
+    """The parsed JSON of `path`; a syntax error becomes a UserError naming the file, line and column."""
+    text = read_text(path, what)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UserError(f"{what} {path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno} "
+                         f"(character {err.pos})") from None

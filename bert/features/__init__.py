@@ -1,0 +1,1 @@
+"""Contextual token embeddings of a pre-trained BERT (extract_features)."""

@@ -1,0 +1,1 @@
+"""Other formats: Hugging Face checkpoints in, TF1 Hub modules out."""

@@ -1,0 +1,1 @@
+"""Running a task: Estimator/TPUEstimator plumbing, flags, logs, speed and scale settings, sequence length, input pipeline, export."""
