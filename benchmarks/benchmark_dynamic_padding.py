@@ -83,7 +83,7 @@ def command(variant: Variant) -> List[str]:
 
 
 def common_flags(output_dir: str, init_checkpoint: str) -> List[str]:
-    return [f"--task_name=MRPC", f"--data_dir={FLAGS.data_dir}",
+    return ["--task_name=MRPC", f"--data_dir={FLAGS.data_dir}",
             f"--vocab_file={os.path.join(FLAGS.model_dir, 'vocab.txt')}",
             f"--bert_config_file={os.path.join(FLAGS.model_dir, 'bert_config.json')}",
             f"--init_checkpoint={init_checkpoint}", f"--max_seq_length={FLAGS.max_seq_length}",

@@ -1,6 +1,6 @@
 """Opt-in pytest plugin: how close each float comparison of the suite comes to its tolerance.
 
-    BERT_TOLERANCE_REPORT=/tmp/margins.jsonl PYTHONPATH=tests pytest -p tolerance_margins tests/test_accumulation.py
+    BERT_TOLERANCE_REPORT=/tmp/margins.jsonl PYTHONPATH=tests pytest -p tolerance_margins tests/runtime/test_accumulation.py
     ONEDNN_MAX_CPU_ISA=AVX2 BERT_TOLERANCE_REPORT=/tmp/margins_avx2.jsonl PYTHONPATH=tests pytest -p ...
 
 While it is loaded, every `numpy.testing.assert_allclose` call also records the largest

@@ -16,7 +16,7 @@ import tensorflow.compat.v1 as tf
 from bert import tokenization
 from bert.common import file_io
 from bert.common.errors import UserError, UserFileNotFoundError
-from bert.runtime import input_pipeline
+from bert.runtime import encoding, input_pipeline
 from bert.runtime.input_pipeline import Feature
 
 
@@ -324,16 +324,7 @@ def classifier_feature_spec(max_seq_length: int, is_regression: bool = False) ->
     ]
 
 
-def _truncate_seq_pair(tokens_a: List[str], tokens_b: List[str], max_length: int) -> None:
-    """Pops tokens from the end of the longer list (b on ties) until both fit in `max_length`, in place.
-
-    Trimming the longer side one token at a time keeps most of a short sentence, where each token carries more.
-    """
-    while len(tokens_a) + len(tokens_b) > max_length:
-        if len(tokens_a) > len(tokens_b):
-            tokens_a.pop()
-        else:
-            tokens_b.pop()
+_truncate_seq_pair = encoding.truncate_seq_pair  # the original's private name
 
 
 def convert_single_example(ex_index: int, example, label_list: Optional[Sequence[str]], max_seq_length: int,
@@ -346,23 +337,8 @@ def convert_single_example(ex_index: int, example, label_list: Optional[Sequence
         zeros = [0] * max_seq_length
         return InputFeatures(list(zeros), list(zeros), list(zeros), label_id=0, is_real_example=False)
 
-    tokens_a = tokenizer.tokenize(example.text_a)
-    tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else None
-    if tokens_b:
-        _truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
-    elif len(tokens_a) > max_seq_length - 2:
-        tokens_a = tokens_a[:max_seq_length - 2]
-
-    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += tokens_b + ["[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
-
-    input_ids = tokenizer.convert_tokens_to_ids(tokens)
-    input_mask = [1] * len(input_ids)
-    padding = [0] * (max_seq_length - len(input_ids))
-    input_ids, input_mask, segment_ids = input_ids + padding, input_mask + padding, segment_ids + padding
+    tokens, input_ids, input_mask, segment_ids = encoding.encode_text(tokenizer, example.text_a, example.text_b,
+                                                                      max_seq_length)
 
     if label_list is None:
         label_id = float(example.label)

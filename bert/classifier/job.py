@@ -11,17 +11,17 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import modeling, tokenization
 from bert.classifier import data as classifier_data
 from bert.classifier import model as classifier_model
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.runtime import estimator as estimator_utils
 from bert.runtime import export, sequence_length
 from bert.runtime.estimator import RunSettings
+from bert.runtime.pretrained import load_pretrained
 
 
 @dataclasses.dataclass
-class ClassifierOptions:
+class ClassifierOptions(estimator_utils.TaskOptions):
     """Everything one run needs; field names are the original's flag names."""
 
     task_name: str
@@ -46,13 +46,6 @@ class ClassifierOptions:
     dynamic_padding: bool = False  # [new] cut batches to their longest example; eval/predict ordered by length
     group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
-
-    def __post_init__(self):
-        if self.run is None:
-            self.run = RunSettings(output_dir=self.output_dir)
-
-    def length_settings(self) -> sequence_length.LengthSettings:
-        return sequence_length.LengthSettings.for_options(self)
 
 
 @dataclasses.dataclass
@@ -85,7 +78,9 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     options.length_settings()
     processor = classifier_data.get_processor(options.task_name)
     if encoder is None:
-        bert_config, tokenizer, init_checkpoint = _load_pretrained(options)
+        bert_config, tokenizer, init_checkpoint = load_pretrained(
+            options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
+            options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train)
     else:
         bert_config, tokenizer, init_checkpoint = None, encoder.make_tokenizer(options.max_seq_length), None
     tf.io.gfile.makedirs(options.output_dir)
@@ -121,23 +116,6 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     if options.export_dir:
         results.saved_model_dir = phase.export(init_checkpoint)
     return results
-
-
-def _load_pretrained(options: ClassifierOptions) -> Tuple[modeling.BertConfig, tokenization.FullTokenizer,
-                                                          Optional[str]]:
-    """The config, tokenizer and checkpoint path of the pre-trained BERT named by the options, checked."""
-    for name in ("bert_config_file", "vocab_file"):
-        if not getattr(options, name):
-            raise UserError(f"--{name} is required")
-    if options.do_train and not options.init_checkpoint:
-        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
-    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
-    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
-                                           preserve_unused_tokens=options.preserve_unused_tokens)
-    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
-    return bert_config, tokenizer, estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
 
 
 class _Phase:

@@ -41,9 +41,12 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
+from bert.runtime import encoding
 from bert.runtime import estimator as estimator_utils
 from bert.runtime import input_pipeline
 from bert.runtime.performance import PerformanceSettings
+from bert.runtime.pretrained import load_pretrained
+from bert.runtime.sequence_length import LengthSettings
 
 # A line "text a ||| text b" is a sentence pair (split at the last separator, as the original's regex did).
 _PAIR_PATTERN = re.compile(r"^(.*) \|\|\| (.*)$")
@@ -140,38 +143,15 @@ def examples_from_texts(texts: Sequence[TextOrPair]) -> List[InputExample]:
     return examples
 
 
-def truncate_seq_pair(tokens_a: List[str], tokens_b: List[str], max_length: int) -> None:
-    """Shortens the pair in place to `max_length` tokens in all, one token at a time from the longer side (b
-    on ties): a short sentence keeps its tokens, which carry more of its meaning than those of a long one."""
-    while len(tokens_a) + len(tokens_b) > max_length:
-        if len(tokens_a) > len(tokens_b):
-            tokens_a.pop()
-        else:
-            tokens_b.pop()
-
-
 def convert_example_to_features(example: InputExample, seq_length: int,
                                 tokenizer: tokenization.FullTokenizer) -> InputFeatures:
     """`[CLS] a [SEP]` (type ids 0) then `b [SEP]` (type ids 1), truncated and zero-padded to `seq_length`.
 
     A text_b that is empty or tokenizes to nothing makes a single-sentence example, as in the original.
     """
-    tokens_a = tokenizer.tokenize(example.text_a)
-    tokens_b = tokenizer.tokenize(example.text_b) if example.text_b else []
-    if tokens_b:
-        truncate_seq_pair(tokens_a, tokens_b, seq_length - 3)
-    else:
-        tokens_a = tokens_a[:seq_length - 2]
-
-    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
-    input_type_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += tokens_b + ["[SEP]"]
-        input_type_ids += [1] * (len(tokens_b) + 1)
-    input_ids = tokenizer.convert_tokens_to_ids(tokens)
-    padding = [0] * (seq_length - len(tokens))
-    return InputFeatures(unique_id=example.unique_id, tokens=tokens, input_ids=input_ids + padding,
-                         input_mask=[1] * len(tokens) + padding, input_type_ids=input_type_ids + padding)
+    encoded = encoding.encode_text(tokenizer, example.text_a, example.text_b, seq_length)
+    return InputFeatures(unique_id=example.unique_id, tokens=encoded.tokens, input_ids=encoded.input_ids,
+                         input_mask=encoded.input_mask, input_type_ids=encoded.segment_ids)
 
 
 def convert_examples_to_features(examples: Sequence[InputExample], seq_length: int,
@@ -223,6 +203,10 @@ def parse_layer_indexes(layers: Union[str, Sequence[int]], num_hidden_layers: in
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# The features holding one value per token: --dynamic_padding cuts them to each batch's longest line.
+TOKEN_FEATURES = ("input_ids", "input_mask", "input_type_ids")
+
+
 def feature_spec(seq_length: int) -> List[input_pipeline.Feature]:
     """The TFRecord features of one example; `unique_ids` holds its position in the input."""
     return [
@@ -257,29 +241,6 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, lay
         return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
 
     return model_fn
-
-
-def trim_batch_padding(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    """Cuts every [batch, seq_length] column after the batch's longest sequence.
-
-    Padding is masked out of attention, so dropping it leaves real tokens' outputs unchanged (up to float
-    rounding) and saves the encoder the work. Shapes become dynamic, so this is for CPU/GPU only.
-    """
-    length = tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1))
-    return {name: column[:, :length] if column.shape.ndims == 2 else column for name, column in batch.items()}
-
-
-def input_fn_builder(record_file: str, seq_length: int, trim_padding: bool):
-    """The prediction input_fn over `record_file`, in file order, optionally cutting each batch's padding."""
-    read_records = input_pipeline.input_fn_builder(record_file, feature_spec(seq_length), is_training=False,
-                                                   drop_remainder=False)
-    if not trim_padding:
-        return read_records
-
-    def input_fn(params):
-        return read_records(params).map(trim_batch_padding)
-
-    return input_fn
 
 
 def length_sorted_order(lengths: Sequence[int], window: int) -> List[int]:
@@ -352,30 +313,24 @@ class FeatureExtractor:
           use_tpu, master, num_tpu_cores: run on a TPU (then batches keep the full max_seq_length).
           performance: [new] precision and XLA of the prediction graph; the default is the original's float32.
           dynamic_padding: [new] length-sorted batches cut to their longest line: faster, values equal up to
-            float rounding. False (the default) runs the original's batches, for bit-identical values.
+            float rounding (bert.runtime.sequence_length cuts them, as for the tasks; not with use_tpu). False (the
+            default) runs the original's batches, for bit-identical values.
           preserve_unused_tokens: keep the vocabulary's "[unusedN]" entries whole (`tokenization.preserve_token`).
 
         Raises:
           FileNotFoundError: the config, checkpoint or vocabulary is missing.
           ValueError: a setting is out of range for this model.
         """
-        if isinstance(bert_config, str):
-            bert_config = modeling.BertConfig.from_json_file(bert_config)
         if max_seq_length < _MIN_SEQ_LENGTH:
             raise UserError(f"max_seq_length={max_seq_length} is too short: it must be at least "
                              f"{_MIN_SEQ_LENGTH} to hold [CLS], [SEP] and [SEP]")
-        modeling.check_sequence_length(bert_config, max_seq_length)
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
-        self.bert_config = bert_config
-        self.layer_indexes = parse_layer_indexes(layers, bert_config.num_hidden_layers)
-        self.init_checkpoint = estimator_utils.resolve_checkpoint_path(init_checkpoint)
-        if self.init_checkpoint is None:
+        if not init_checkpoint:
             raise UserError("init_checkpoint is required: feature extraction needs trained weights")
-        tokenization.validate_case_matches_checkpoint(do_lower_case, self.init_checkpoint)
-        self.tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
-                                                    preserve_unused_tokens=preserve_unused_tokens)
-        modeling.check_vocab_fits(bert_config, len(self.tokenizer.vocab), vocab_file)
+        self.bert_config, self.tokenizer, self.init_checkpoint = load_pretrained(
+            bert_config, vocab_file, init_checkpoint, do_lower_case, max_seq_length, preserve_unused_tokens)
+        self.layer_indexes = parse_layer_indexes(layers, self.bert_config.num_hidden_layers)
         self.max_seq_length = max_seq_length
         self.batch_size = batch_size
         self.use_one_hot_embeddings = use_one_hot_embeddings
@@ -384,7 +339,9 @@ class FeatureExtractor:
         self.num_tpu_cores = num_tpu_cores
         self.performance = performance or PerformanceSettings()
         self.performance.validate(use_tpu)
-        self.dynamic_padding = dynamic_padding and not use_tpu
+        self.dynamic_padding = dynamic_padding
+        self.lengths = LengthSettings.for_run(max_seq_length, dynamic_padding, use_tpu=use_tpu,
+                                              use_xla=self.performance.use_xla, token_features=TOKEN_FEATURES)
 
     @property
     def hidden_size(self) -> int:
@@ -414,7 +371,8 @@ class FeatureExtractor:
                 estimator_utils.RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
                                             num_tpu_cores=self.num_tpu_cores, performance=self.performance),
                 predict_batch_size=self.batch_size)
-            input_fn = input_fn_builder(record_file, self.max_seq_length, trim_padding=self.dynamic_padding)
+            input_fn = input_pipeline.input_fn_builder(record_file, feature_spec(self.max_seq_length),
+                                                       is_training=False, drop_remainder=False, lengths=self.lengths)
             results = estimator.predict(input_fn, yield_single_examples=True)
             yield from _in_input_order(results, features)
 

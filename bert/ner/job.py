@@ -14,7 +14,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
-from bert import modeling, tokenization
 from bert.common.errors import UserError
 from bert.ner import data as ner_data
 from bert.ner import metrics as ner_metrics
@@ -23,12 +22,13 @@ from bert.ner.data import Sentence
 from bert.runtime import estimator as estimator_utils
 from bert.runtime import export, sequence_length
 from bert.runtime.estimator import RunSettings
+from bert.runtime.pretrained import load_pretrained
 
 LABELS_FILE = "ner_labels.json"
 
 
 @dataclasses.dataclass
-class NerOptions:
+class NerOptions(estimator_utils.TaskOptions):
     """Everything one run needs; field names are the flag names (run_classifier's, plus the NER ones)."""
 
     data_dir: str
@@ -58,13 +58,7 @@ class NerOptions:
     dynamic_padding: bool = False  # [new] cut batches to their longest window; labelling ordered by length
     group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
-
-    def __post_init__(self):
-        if self.run is None:
-            self.run = RunSettings(output_dir=self.output_dir)
-
-    def length_settings(self) -> sequence_length.LengthSettings:
-        return sequence_length.LengthSettings.for_options(self, token_features=ner_data.TOKEN_FEATURES)
+    TOKEN_FEATURES = ner_data.TOKEN_FEATURES  # the per-token labels are cut with the tokens
 
     def path(self, name: str) -> str:
         return os.path.join(self.data_dir, name)
@@ -89,7 +83,7 @@ class LabelSet:
 def _check_options(options: NerOptions) -> None:
     if not (options.do_train or options.do_eval or options.do_predict or options.export_dir):
         raise UserError("at least one of --do_train, --do_eval or --do_predict must be true (or --export_dir set)")
-    if not os.path.isdir(options.data_dir):
+    if not tf.io.gfile.isdir(options.data_dir):
         raise UserError(f"--data_dir={options.data_dir} is not a directory")
     if options.tag_scheme not in ner_data.TAG_SCHEMES:
         raise UserError(f"--tag_scheme={options.tag_scheme} is not one of {', '.join(ner_data.TAG_SCHEMES)}")
@@ -97,8 +91,8 @@ def _check_options(options: NerOptions) -> None:
         raise UserError(f"--alternative_tags={options.alternative_tags} is not one of "
                         f"{', '.join(ner_data.ALTERNATIVE_TAG_POLICIES)}")
     ner_data.check_window_settings(options.max_seq_length, options.doc_stride)
-    if options.do_train and not options.init_checkpoint:
-        tf.logging.warning("do_train without init_checkpoint: the model starts from random weights, not BERT")
+    if not options.do_train and (options.do_eval or options.do_predict):
+        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
 
 
 def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], train_scheme: Optional[str]
@@ -127,13 +121,9 @@ def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], t
 def run(options: NerOptions) -> NerResults:
     """Runs the requested phases (train, eval, predict, export) and writes their files to output_dir."""
     _check_options(options)
-    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
-    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
-    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
-                                           preserve_unused_tokens=options.preserve_unused_tokens)
-    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
-    init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+    bert_config, tokenizer, init_checkpoint = load_pretrained(
+        options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
+        options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train)
     tf.io.gfile.makedirs(options.output_dir)
 
     train_sentences, train_scheme = None, None

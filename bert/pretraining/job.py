@@ -16,7 +16,7 @@ from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.pretraining import data as pretraining_data
 from bert.runtime import estimator as estimator_utils
-from bert.runtime import input_pipeline, sequence_length
+from bert.runtime import input_pipeline
 from bert.runtime.estimator import RunSettings
 from bert.runtime.input_pipeline import Feature
 
@@ -251,7 +251,7 @@ def check_records_match(input_files: Sequence[str], max_seq_length: int, max_pre
 
 
 @dataclasses.dataclass
-class PretrainingOptions:
+class PretrainingOptions(estimator_utils.TaskOptions):
     """Everything one run needs; field names are the original's flag names (vocab_file is new, optional)."""
 
     bert_config_file: str
@@ -271,10 +271,7 @@ class PretrainingOptions:
     vocab_file: Optional[str] = None
     dynamic_padding: bool = False  # [new] eval batches cut to their longest example
     run: RunSettings = None
-
-    def __post_init__(self):
-        if self.run is None:
-            self.run = RunSettings(output_dir=self.output_dir)
+    group_by_length = False  # not a field: pre-training reads its files shuffled, batches are not grouped
 
 
 def _check_options(options: PretrainingOptions) -> None:
@@ -301,9 +298,7 @@ def _check_model_fits(options: PretrainingOptions, bert_config: modeling.BertCon
 def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
     """Trains and/or evaluates; returns the eval results (also written to output_dir/eval_results.txt)."""
     _check_options(options)
-    lengths = sequence_length.LengthSettings.for_run(options.max_seq_length, options.dynamic_padding,
-                                                     use_tpu=options.run.use_tpu,
-                                                     use_xla=options.run.performance.use_xla)
+    lengths = options.length_settings()
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     _check_model_fits(options, bert_config)
     input_files = pretraining_data.expand_input_patterns(options.input_file)

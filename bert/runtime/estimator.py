@@ -16,7 +16,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, optimization
 from bert.common.errors import UserError, UserFileNotFoundError
-from bert.runtime import performance
+from bert.runtime import performance, sequence_length
 from bert.runtime.performance import PerformanceSettings
 
 tpu_estimator = tf.estimator.tpu
@@ -45,6 +45,20 @@ class RunSettings:
     @classmethod
     def from_flags(cls, flags_values) -> "RunSettings":
         return dataclass_from_flags(cls, flags_values, performance=PerformanceSettings.from_flags(flags_values))
+
+
+class TaskOptions:
+    """What the options dataclass of every task shares: its RunSettings (one for its output_dir when none is given)
+    and the LengthSettings of its max_seq_length, dynamic_padding and group_by_length."""
+
+    TOKEN_FEATURES = sequence_length.TOKEN_FEATURES  # the features cut with the tokens; a task may name others
+
+    def __post_init__(self):
+        if self.run is None:
+            self.run = RunSettings(output_dir=self.output_dir)
+
+    def length_settings(self) -> sequence_length.LengthSettings:
+        return sequence_length.LengthSettings.for_options(self, token_features=self.TOKEN_FEATURES)
 
 
 def dataclass_from_flags(cls, flags_values, **overrides):

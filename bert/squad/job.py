@@ -12,11 +12,11 @@ from typing import Dict, List, Optional
 
 import tensorflow.compat.v1 as tf
 
-from bert import modeling, tokenization
 from bert.common.errors import UserError
 from bert.runtime import estimator as estimator_utils
 from bert.runtime import export, input_pipeline, sequence_length
 from bert.runtime.estimator import RunSettings
+from bert.runtime.pretrained import load_pretrained
 from bert.squad import data as squad
 from bert.squad import model as squad_model
 from bert.squad import postprocess as squad_postprocess
@@ -26,7 +26,7 @@ TRAIN_SHUFFLE_SEED = 12345
 
 
 @dataclasses.dataclass
-class SquadOptions:
+class SquadOptions(estimator_utils.TaskOptions):
     """Everything one run needs; field names and defaults are the original's flags."""
 
     bert_config_file: str
@@ -57,12 +57,6 @@ class SquadOptions:
     group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
     run: RunSettings = None
 
-    def __post_init__(self):
-        if self.run is None:
-            self.run = RunSettings(output_dir=self.output_dir)
-
-    def length_settings(self) -> sequence_length.LengthSettings:
-        return sequence_length.LengthSettings.for_options(self)
 
     def prediction_options(self) -> PredictionOptions:
         return PredictionOptions(
@@ -71,20 +65,18 @@ class SquadOptions:
             null_score_diff_threshold=self.null_score_diff_threshold, verbose_logging=self.verbose_logging)
 
 
-def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) -> None:
+def validate_options(options: SquadOptions) -> None:
     """The original's flag checks, before any file is written.
 
     Raises:
       ValueError: nothing to do, a required file flag missing, or sequence lengths that cannot work.
     """
-    tokenization.validate_case_matches_checkpoint(options.do_lower_case, options.init_checkpoint)
     if not (options.do_train or options.do_predict or options.export_dir):
         raise UserError("At least one of `do_train` or `do_predict` must be True (or `export_dir` set).")
     if options.do_train and not options.train_file:
         raise UserError("If `do_train` is True, then `train_file` must be specified.")
     if options.do_predict and not options.predict_file:
         raise UserError("If `do_predict` is True, then `predict_file` must be specified.")
-    modeling.check_sequence_length(bert_config, options.max_seq_length, options.bert_config_file)
     options.length_settings()
     squad.check_window_settings(options.max_seq_length, options.doc_stride, options.max_query_length)
     if options.do_predict and not options.do_train:
@@ -94,12 +86,10 @@ def validate_options(options: SquadOptions, bert_config: modeling.BertConfig) ->
 def run(options: SquadOptions) -> Optional[Dict[str, str]]:
     """Trains, predicts and/or exports as `options` say; returns the predicted answers by question id when
     predicting."""
-    bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
-    validate_options(options, bert_config)
-    tokenizer = tokenization.FullTokenizer(vocab_file=options.vocab_file, do_lower_case=options.do_lower_case,
-                                           preserve_unused_tokens=options.preserve_unused_tokens)
-    modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), options.vocab_file)
-    init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+    bert_config, tokenizer, init_checkpoint = load_pretrained(
+        options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
+        options.max_seq_length, options.preserve_unused_tokens)
+    validate_options(options)
     tf.io.gfile.makedirs(options.output_dir)
 
     train_examples, num_train_steps, num_warmup_steps = None, None, None

@@ -1,6 +1,6 @@
 """Gradient checkpointing (BertModel(gradient_checkpointing=True), --gradient_checkpointing): the same gradients as
 the plain model, the same dropout masks in the recomputation, the same variables; with accumulation, loss scaling
-and bf16 (mirrored training: tests/test_perf_distribution.py)."""
+and bf16 (mirrored training: tests/runtime/test_perf_distribution.py)."""
 
 import itertools
 

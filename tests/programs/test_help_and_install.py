@@ -152,7 +152,7 @@ def test_installed_commands_run_helpshort_outside_the_checkout(installed_venv, t
         listed = flags_listed(stdout)
         assert process.returncode == _help_argument(commands[command])[1], stderr[-2000:]
         assert "Traceback" not in stderr, stderr[-2000:]
-        program = commands[command].split(":")[0].split(".")[-1]
+        program = commands[command].split(":")[-1]  # bert.commands:<program>
         if program in NEW_FLAGS_SAMPLE:
             assert NEW_FLAGS_SAMPLE[program] <= listed and len(listed) >= 13, (command, stdout)
             programs_seen.add(program)

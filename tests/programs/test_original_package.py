@@ -11,6 +11,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import assert_tie_in_golden
 
 # The five modules together in one process (the original's each defined flags at import and could not).
 from bert import (create_pretraining_data, extract_features, modeling, optimization, run_classifier, run_pretraining,
@@ -25,7 +26,6 @@ from bert.squad import data as squad
 from bert.squad import postprocess as squad_postprocess
 from helpers import require, shared_path
 from program_help import flags_listed, help_outputs
-from test_squad_parity import assert_tie_in_golden
 
 # ----------------------------------------------------------------------------------------------------------------
 # The original's public names and their positional arguments (written from reading google-research/bert)

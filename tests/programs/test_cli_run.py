@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import write_mrpc_like
 
 from bert.runtime import estimator as estimator_utils
 from cli_helpers import run_script
 from helpers import REPO_ROOT, make_tiny_model_dir
-from test_classifier_run import write_mrpc_like
 
 NUM_TRAIN, BATCH, EPOCHS, LOG_EVERY = 24, 4, 2, 4
 TOTAL_STEPS = NUM_TRAIN // BATCH * EPOCHS  # 12

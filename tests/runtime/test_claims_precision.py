@@ -11,10 +11,10 @@ import subprocess
 import sys
 
 import pytest
+from task_data import write_mrpc_like
 
 from bert import optimization
 from helpers import REPO_ROOT, make_tiny_model_dir, needs_bfloat16_kernels
-from test_classifier_run import write_mrpc_like
 
 NUM_TRAIN = 16
 TRAIN_BATCH_SIZE = 8

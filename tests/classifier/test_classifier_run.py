@@ -2,50 +2,16 @@
 
 import os
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import WORDS, script_command, tiny_options, write_mrpc_like
 
 from bert.classifier import job as classifier_run
 from bert.classifier import model as classifier_model
 from bert.runtime import estimator as estimator_utils
-from bert.runtime.estimator import RunSettings
-from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
-
-WORDS = "the a dog cat man woman house car city river tree book good bad big small new old".split()
-
-
-def write_mrpc_like(folder, num_train=48, num_dev=12, num_test=7, seed=0):
-    """Synthetic MRPC-format files: label 1 when both sentences are equal, which a model can learn."""
-    rng = np.random.RandomState(seed)
-    os.makedirs(folder, exist_ok=True)
-    header = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
-
-    def sentence():
-        return " ".join(rng.choice(WORDS, size=rng.randint(3, 9)))
-
-    for name, count in (("train.tsv", num_train), ("dev.tsv", num_dev), ("test.tsv", num_test)):
-        with open(os.path.join(folder, name), "w") as f:
-            f.write(header)
-            for i in range(count):
-                a = sentence()
-                label = i % 2
-                b = a if label else sentence()
-                f.write(f"{label}\t{i}\t{i + 1000}\t{a}\t{b}\n")
-    return str(folder)
-
-
-def tiny_options(model_dir, data_dir, output_dir, **overrides):
-    values = dict(task_name="mrpc", data_dir=data_dir, bert_config_file=os.path.join(model_dir, "bert_config.json"),
-                  vocab_file=os.path.join(model_dir, "vocab.txt"), output_dir=str(output_dir),
-                  init_checkpoint=os.path.join(model_dir, "bert_model.ckpt"), max_seq_length=32,
-                  train_batch_size=8, eval_batch_size=5, predict_batch_size=4, num_train_epochs=1.0,
-                  learning_rate=1e-3)
-    values.update(overrides)
-    run = RunSettings(output_dir=str(output_dir), seed=values.pop("seed", 1), save_checkpoints_steps=1000)
-    return classifier_run.ClassifierOptions(run=run, **values)
+from helpers import make_tiny_model_dir, shared_path
 
 
 @pytest.mark.slow
@@ -239,14 +205,6 @@ def test_vocab_larger_than_config(tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data")
     with pytest.raises(ValueError, match="entries but the BERT config has vocab_size"):
         classifier_run.run(tiny_options(model_dir, data_dir, tmp_path / "out", do_eval=True))
-
-
-def script_command(model_dir, data_dir, output_dir, *flags):
-    """The run_classifier.py command line for MRPC-format data and a model folder, plus `flags`."""
-    return [sys.executable, os.path.join(REPO_ROOT, "scripts", "run_classifier.py"), "--task_name=MRPC",
-            f"--data_dir={data_dir}", f"--vocab_file={model_dir}/vocab.txt",
-            f"--bert_config_file={model_dir}/bert_config.json", f"--init_checkpoint={model_dir}/bert_model.ckpt",
-            f"--output_dir={output_dir}", *flags]
 
 
 @pytest.mark.slow

@@ -9,15 +9,12 @@ import subprocess
 import sys
 
 import pytest
+from task_data import SQUAD_GOLDEN_TOLERANCE, assert_tie_in_golden
 
 from helpers import REPO_ROOT, shared_path
 from live_original import SQUAD_FLAGS, SQUAD_V2_FLAGS, checkpoint_flags
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_squad.py")
-# Stored goldens: logits, probabilities and null odds moved at most 1.5e-5 with the kernels of other CPU families
-# (ONEDNN_MAX_CPU_ISA=AVX2, TF_ENABLE_ONEDNN_OPTS=0, measured here); bound 1e-4. An answer text may differ from the
-# golden's only where the golden's two best candidates are within that bound of each other (a tie across CPUs).
-TOLERANCE = 1e-4
 
 
 def run_predict(checkpoint_dir: str, output_dir: str, *extra_flags: str,
@@ -82,20 +79,8 @@ def assert_nbest_close(golden, ours):
         for entry, golden_entry in zip(entries, golden_entries):
             for key in ("probability", "start_logit", "end_logit"):
                 differences.append(abs(entry[key] - golden_entry[key]))
-                assert differences[-1] <= TOLERANCE, (qid, key)
+                assert differences[-1] <= SQUAD_GOLDEN_TOLERANCE, (qid, key)
     print(f"n-best: max abs diff from the stored golden {max(differences):.3g}")
-
-
-def assert_tie_in_golden(golden_entries, entries, qid):
-    """Our candidates differ from the golden's in order or text only where the golden's scores are tied within
-    TOLERANCE: the candidates ranked differently are within it of each other."""
-    golden_scores = {e["text"]: e["start_logit"] + e["end_logit"] for e in golden_entries}
-    for rank, (entry, golden_entry) in enumerate(zip(entries, golden_entries)):
-        if entry["text"] != golden_entry["text"]:
-            ours_in_golden = golden_scores.get(entry["text"])
-            assert ours_in_golden is not None and abs(ours_in_golden - (golden_entry["start_logit"]
-                                                                        + golden_entry["end_logit"])) <= TOLERANCE, (
-                f"{qid}: candidate {rank} is {entry['text']!r}, the golden's {golden_entry['text']!r}, not a tie")
 
 
 @pytest.mark.slow
@@ -125,7 +110,7 @@ def test_v2_null_odds_match_the_stored_golden(v2_output):
     ours = load(v2_output, "null_odds.json")
     assert list(ours) == list(golden)
     for qid, value in golden.items():
-        assert abs(ours[qid] - value) <= TOLERANCE, qid
+        assert abs(ours[qid] - value) <= SQUAD_GOLDEN_TOLERANCE, qid
 
 
 @pytest.mark.slow

@@ -5,12 +5,12 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import script_command, tiny_options, write_mrpc_like
 
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
 from bert.runtime import estimator as estimator_utils
 from bert.runtime.performance import PerformanceSettings
-from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 NUM_EXAMPLES = 24
 SEQ_LENGTH = 8

@@ -5,9 +5,9 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import squad_options, write_squad_data
 
 from bert.runtime import input_pipeline
 from bert.squad import data as squad
@@ -16,33 +16,6 @@ from bert.squad import job as squad_run
 from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_squad.py")
-WORDS = "the a dog cat man woman house car city river tree book good bad big small new old".split()
-
-
-def paragraph(rng, index):
-    """A synthetic paragraph of tiny-vocab words with answerable and unanswerable questions."""
-    words = list(rng.choice(WORDS, size=30))
-    context = " ".join(words)
-    qas = []
-    for q in range(4):
-        start = int(rng.randint(0, 27))
-        answer = " ".join(words[start:start + 2])
-        answer_start = len(" ".join(words[:start])) + (1 if start else 0)
-        qas.append({"id": f"p{index}q{q}", "question": f"where is the {words[start]} ?",
-                    "answers": [{"text": answer, "answer_start": answer_start}], "is_impossible": False})
-    qas.append({"id": f"p{index}none", "question": "is it a big day ?", "answers": [], "is_impossible": True})
-    return {"context": context, "qas": qas}
-
-
-def write_data(path, num_paragraphs, seed):
-    rng = np.random.RandomState(seed)
-    data = {"version": "v2.0",
-            "data": [{"title": "synthetic", "paragraphs": [paragraph(rng, i) for i in range(num_paragraphs)]}]}
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f)
-    return str(path)
-
-
 def script_flags(model_dir, output_dir, **flags):
     values = dict(vocab_file=os.path.join(model_dir, "vocab.txt"),
                   bert_config_file=os.path.join(model_dir, "bert_config.json"),
@@ -59,8 +32,8 @@ def run_script(args):
 
 @pytest.mark.slow
 def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
-    train_file = write_data(tmp_path / "train.json", num_paragraphs=4, seed=0)
-    predict_file = write_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)
+    train_file = write_squad_data(tmp_path / "train.json", num_paragraphs=4, seed=0)
+    predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)
     out = tmp_path / "out"
     completed = run_script(script_flags(
         tiny_model_dir, out, do_train=True, do_predict=True, train_file=train_file, predict_file=predict_file,
@@ -94,8 +67,8 @@ def test_script_trains_and_predicts_squad_2(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_script_trains_with_accumulation_and_a_strategy_predicts_and_exports(tiny_model_dir, tmp_path):
-    train_file = write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
-    predict_file = write_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
+    train_file = write_squad_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
+    predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
     out, serving = tmp_path / "out", tmp_path / "serving"
     # mirrored over this machine's one CPU device: the tf.distribute Estimator path for every phase
     completed = run_script(script_flags(
@@ -111,19 +84,11 @@ def test_script_trains_with_accumulation_and_a_strategy_predicts_and_exports(tin
 
 
 def test_script_rejects_max_seq_length_too_small_for_query(tiny_model_dir, tmp_path):
-    predict_file = write_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
+    predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
     completed = run_script(script_flags(tiny_model_dir, tmp_path / "out", do_predict=True,
                                         predict_file=predict_file, max_seq_length=20, max_query_length=17))
     assert completed.returncode != 0
     assert "max_seq_length (20) must be greater than max_query_length (17) + 3" in completed.stderr
-
-
-def options(model_dir, output_dir, **overrides):
-    values = dict(bert_config_file=os.path.join(model_dir, "bert_config.json"),
-                  vocab_file=os.path.join(model_dir, "vocab.txt"), output_dir=str(output_dir), max_seq_length=48,
-                  max_query_length=10)
-    values.update(overrides)
-    return squad_run.SquadOptions(**values)
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -136,7 +101,7 @@ def options(model_dir, output_dir, **overrides):
 ])
 def test_invalid_options_fail_before_any_work(tiny_model_dir, tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
-        squad_run.run(options(tiny_model_dir, tmp_path / "out", **overrides))
+        squad_run.run(squad_options(tiny_model_dir, tmp_path / "out", **overrides))
     assert not (tmp_path / "out").exists()
 
 
@@ -146,4 +111,4 @@ def test_training_file_with_no_usable_question_is_an_error(tiny_model_dir, tmp_p
         {"context": "the dog", "qas": [{"id": "x", "question": "?",
                                         "answers": [{"text": "cat", "answer_start": 0}]}]}]}]}))
     with pytest.raises(ValueError, match="has no training examples"):
-        squad_run.run(options(tiny_model_dir, tmp_path / "out", do_train=True, train_file=str(train_file)))
+        squad_run.run(squad_options(tiny_model_dir, tmp_path / "out", do_train=True, train_file=str(train_file)))

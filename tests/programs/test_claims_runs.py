@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import WORDS, tiny_options, write_mrpc_like
 
 from bert import tokenization
 from bert.classifier import data as classifier_data
@@ -19,7 +20,6 @@ from bert.features import extraction as feature_extraction
 from bert.pretraining import data as pretraining_data
 from bert.runtime import estimator as estimator_utils
 from helpers import REPO_ROOT, shared_path
-from test_classifier_run import WORDS, tiny_options, write_mrpc_like
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
 

@@ -20,12 +20,13 @@ except ImportError:
     hub = None
 require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
 
+from task_data import write_mrpc_like
+
 from bert import modeling  # noqa: E402 (after the requirement)
 from bert.classifier import data as classifier_data
 from bert.common.errors import UserError  # noqa: E402
 from bert.interop import hub_module
 from bert.runtime import estimator as estimator_utils
-from test_classifier_run import write_mrpc_like
 
 NUM_SENTENCE_PAIRS = 8
 

@@ -17,11 +17,11 @@ import sys
 
 import numpy as np
 import pytest
+from task_data import GOLDEN_SENTENCES, write_lines
 
 from bert import tokenization
 from helpers import REPO_ROOT, shared_path
 from live_original import original_program_command
-from test_feature_extraction import GOLDEN_SENTENCES, write_lines
 
 # The original's default --layers.
 DEFAULT_LAYERS = [-1, -2, -3, -4]

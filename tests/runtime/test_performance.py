@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import script_command, tiny_options, write_mrpc_like
 
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
@@ -15,7 +16,6 @@ from bert.runtime import estimator as estimator_utils
 from bert.runtime import performance
 from bert.runtime.performance import PerformanceSettings
 from helpers import needs_bfloat16_kernels
-from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 
 @pytest.mark.parametrize("settings, use_tpu, message", [

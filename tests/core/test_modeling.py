@@ -11,10 +11,10 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import modeling
-from helpers import shared_path
+from helpers import REPO_ROOT, shared_path
 from live_original import load_original_module
 
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "configs")
+CONFIGS_DIR = os.path.join(REPO_ROOT, "configs")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from task_data import GOLDEN_SENTENCES, write_lines
 
 from bert import modeling, tokenization
 from bert.features import extraction as feature_extraction
@@ -41,11 +42,6 @@ def tiny_extractor(model_dir, **overrides):
     settings = dict(tiny_paths(model_dir), layers="-1,-2", max_seq_length=16, batch_size=2)
     settings.update(overrides)
     return feature_extraction.FeatureExtractor(**settings)
-
-
-def write_lines(path, lines):
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
 
 
 def original_json_line(linex_index, tokens, layer_indexes, layer_outputs):
@@ -332,16 +328,6 @@ def test_texts_must_be_strings_or_pairs():
 # ----------------------------------------------------------------------------------------------------------------
 # Parity with the original BertModel on the real MiniLM checkpoint
 # ----------------------------------------------------------------------------------------------------------------
-
-# The sentences of the shared tools/make_model_golden.py (tokenized [CLS] a [SEP] b [SEP], length 64, uncased).
-GOLDEN_SENTENCES = [
-    ("Who was Jim Henson?", "Jim Henson was a puppeteer."),
-    ("The quick brown fox jumps over the lazy dog.", None),
-    ("Amrozi accused his brother, whom he called \"the witness\", of deliberately distorting his evidence.",
-     "Referring to him as only \"the witness\", Amrozi accused his brother of deliberately distorting his "
-     "evidence."),
-    ("naïve café — 北京 😀", "résumé"),
-]
 
 
 def minilm_golden():

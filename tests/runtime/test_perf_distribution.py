@@ -29,7 +29,7 @@ tf.config.set_logical_device_configuration(
 _TRAINING = r"""
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 from helpers import make_tiny_model_dir
-from test_classifier_run import tiny_options, write_mrpc_like
+from task_data import tiny_options, write_mrpc_like
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
 from bert.runtime import estimator as estimator_utils
@@ -48,14 +48,17 @@ def input_fn(params):
     return tf.data.Dataset.from_tensor_slices(data).repeat().batch(params["batch_size"], drop_remainder=True)
 
 def model_fn(features, labels, mode, params):
+    settings = estimator_utils.run_params(params).performance  # what make_estimator hands a model_fn
     model = modeling.BertModel(config, is_training=True, input_ids=features["input_ids"],
-                               input_mask=features["input_mask"])
+                               input_mask=features["input_mask"],
+                               gradient_checkpointing=settings.gradient_checkpointing)
     head = tf.get_variable("head", [32, 2], initializer=tf.truncated_normal_initializer(stddev=0.02, seed=5))
     logits = tf.matmul(model.get_pooled_output(), head)
     loss = tf.losses.sparse_softmax_cross_entropy(features["label_ids"], logits)
     init = os.path.join(model_dir, "bert_model.ckpt")
     tf.train.init_from_checkpoint(init, {"bert/": "bert/"})
-    train_op = optimization.create_optimizer(loss, 1e-3, 10, 2, False)
+    train_op = optimization.create_optimizer(loss, 1e-3, 10, 2, False,
+                                             num_accumulation_steps=settings.num_accumulation_steps)
     return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=loss, train_op=train_op)
 
 def fit(name, **settings):

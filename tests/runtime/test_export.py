@@ -7,7 +7,7 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import test_squad_run
+from task_data import script_command, squad_options, tiny_options, write_mrpc_like, write_squad_data
 
 from bert import tokenization
 from bert.classifier import data as classifier_data
@@ -16,7 +16,6 @@ from bert.runtime import export, input_pipeline
 from bert.squad import data as squad
 from bert.squad import job as squad_run
 from bert.squad import postprocess as squad_postprocess
-from test_classifier_run import script_command, tiny_options, write_mrpc_like
 
 SEQ_LENGTH = 32
 
@@ -112,10 +111,10 @@ def test_exporting_a_checkpoint_without_the_task_head_fails_clearly(tiny_model_d
 
 @pytest.mark.slow
 def test_squad_saved_model_gives_the_answers_of_do_predict(tiny_model_dir, tmp_path):
-    train_file = test_squad_run.write_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
-    predict_file = test_squad_run.write_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)
+    train_file = write_squad_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
+    predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=2, seed=1)
     out = tmp_path / "out"
-    options = test_squad_run.options(
+    options = squad_options(
         tiny_model_dir, out, init_checkpoint=os.path.join(tiny_model_dir, "bert_model.ckpt"), do_train=True,
         do_predict=True, train_file=train_file, predict_file=predict_file, train_batch_size=4, num_train_epochs=1,
         version_2_with_negative=True, export_dir=str(tmp_path / "serving"))

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from bert.squad import evaluation as squad_evaluation
+from helpers import REPO_ROOT
 
-SCRIPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts", "evaluate_squad.py")
+SCRIPT = os.path.join(REPO_ROOT, "scripts", "evaluate_squad.py")
 
 
 def dataset(questions, version):
