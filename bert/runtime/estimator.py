@@ -108,7 +108,7 @@ def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: 
     micro_batch_size = _micro_batch_size(train_batch_size, settings.performance.num_accumulation_steps)
     reports_progress = not (settings.use_tpu or settings.performance.is_distributed)
     progress = _ProgressSettings(settings.log_every_steps, train_batch_size, settings.output_dir)
-    model_fn = _with_training_settings(model_fn, settings.performance, progress if reports_progress else None)
+    model_fn = _with_run_params(model_fn, settings.performance, progress if reports_progress else None)
     if settings.performance.is_distributed:
         strategy = performance.make_distribution_strategy(settings.performance)
         _check_divides(micro_batch_size, strategy.num_replicas_in_sync, "replicas (distribution_strategy)")
@@ -180,19 +180,19 @@ def run_params(params: Optional[dict]) -> RunParams:
     return (params or {}).get(RUN_PARAMS) or RunParams(PerformanceSettings())
 
 
-def _with_training_settings(model_fn: Callable, settings: PerformanceSettings,
+def _with_run_params(model_fn: Callable, settings: PerformanceSettings,
                             progress: Optional[_ProgressSettings]) -> Callable:
     """`model_fn` given `settings` (and, when `progress` is given, progress reporting) in its params
     (`run_params`): train_spec adds a TrainingProgressHook, prediction specs get a PredictionProgressHook."""
 
-    def model_fn_with_settings(features, labels, mode, params):
+    def model_fn_with_run_params(features, labels, mode, params):
         spec = model_fn(features, labels, mode, dict(params or {}, **{RUN_PARAMS: RunParams(settings, progress)}))
         if progress is not None and mode == ModeKeys.PREDICT and spec.predictions is not None:
             hooks = tuple(spec.prediction_hooks or ()) + (PredictionProgressHook(spec.predictions),)
             spec = spec._replace(prediction_hooks=hooks)
         return spec
 
-    return model_fn_with_settings
+    return model_fn_with_run_params
 
 
 def make_distributed_run_config(settings: RunSettings, strategy: tf.distribute.Strategy) -> tf.estimator.RunConfig:
