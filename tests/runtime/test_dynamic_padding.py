@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
-from bert import modeling
+from bert import modeling, tokenization
 from bert.classifier import data as classifier_data
 from bert.classifier import job as classifier_run
 from bert.classifier import model as classifier_model
@@ -249,7 +249,7 @@ def _train_steps(model_dir: str, data_dir: str, output_dir: str, lengths: Length
         train_batch_size=8, learning_rate=1e-3, dynamic_padding=lengths.dynamic_padding)
     options.run.seed = 12345
     processor = classifier_data.get_processor("MRPC")
-    tokenizer = classifier_run.tokenization.FullTokenizer(options.vocab_file, do_lower_case=True)
+    tokenizer = tokenization.FullTokenizer(options.vocab_file, do_lower_case=True)
     config = modeling.BertConfig.from_json_file(options.bert_config_file)
     model_fn = classifier_model.model_fn_builder(config, 2, options.init_checkpoint, options.learning_rate,
                                                  num_steps, 1, False, False)
