@@ -8,9 +8,9 @@ correction and a per-variable trust ratio.
 (`learning_rate_schedule`, `build_optimizer`, `apply_clipped_gradients`) are public so that variants of the
 training step can reuse them without re-deriving the numbers.
 
-Opt-in variants of the step (`bert.runtime.performance` turns them on for the programs): gradient accumulation, dynamic loss scaling for float16 and
-data-parallel replicas under a tf.distribute strategy. They share one path, `_build_extended_train_op`; with none
-of them the graph is the original's.
+Opt-in variants of the step (`bert.runtime.performance` turns them on for the programs): gradient accumulation,
+dynamic loss scaling for float16 and data-parallel replicas under a tf.distribute strategy. They share one path,
+`_build_extended_train_op`; with none of them the graph is the original's.
 """
 
 import functools

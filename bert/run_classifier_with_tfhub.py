@@ -6,8 +6,8 @@
 The module (a folder, or a URL hub can resolve, e.g. one of Google's BERT modules) brings its vocab and casing
 (its tokenization_info signature) and weights. Like the original, the program still takes --bert_config_file,
 --vocab_file, --do_lower_case and --init_checkpoint (it had them from run_classifier) and does not use them; a
-warning says so when one is given. The job, its files and its metrics are run_classifier's (`bert.classifier.job`). Needs
-tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
+warning says so when one is given. The job, its files and its metrics are run_classifier's (`bert.classifier.job`).
+Needs tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
 import sys

@@ -2,9 +2,9 @@
 
     python tests/original_tf1.py ORIGINAL_BERT_DIR extract_features.py --input_file=... [flags]
 
-`original_code.run_original_script` (tests/original_code.py) gives the original's `import tensorflow as tf` the TF 1 stand-in
-(`tensorflow.compat.v1` plus the `tf.contrib` members it uses); tests use this to compare our output with the
-original program's. Nothing of the original is copied here.
+`original_code.run_original_script` (tests/original_code.py) gives the original's `import tensorflow as tf` the TF 1
+stand-in (`tensorflow.compat.v1` plus the `tf.contrib` members it uses); tests use this to compare our output with
+the original program's. Nothing of the original is copied here.
 """
 
 import sys

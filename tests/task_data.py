@@ -116,6 +116,6 @@ def assert_tie_in_golden(golden_entries, entries, qid):
     for rank, (entry, golden_entry) in enumerate(zip(entries, golden_entries)):
         if entry["text"] != golden_entry["text"]:
             ours_in_golden = golden_scores.get(entry["text"])
-            assert ours_in_golden is not None and abs(ours_in_golden - (golden_entry["start_logit"]
-                                                                        + golden_entry["end_logit"])) <= SQUAD_GOLDEN_TOLERANCE, (
+            golden_score = golden_entry["start_logit"] + golden_entry["end_logit"]
+            assert ours_in_golden is not None and abs(ours_in_golden - golden_score) <= SQUAD_GOLDEN_TOLERANCE, (
                 f"{qid}: candidate {rank} is {entry['text']!r}, the golden's {golden_entry['text']!r}, not a tie")

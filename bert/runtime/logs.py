@@ -1,12 +1,13 @@
 """Quiet, single-copy logs for the command-line programs.
 
-By default a program shows its own lines and TensorFlow's warnings that matter, each once. Hidden: TensorFlow's
-C++ start-up lines (oneDNN, CUDA, TensorRT: they are printed while `import tensorflow` runs, so
-`quiet_start` sets TF_CPP_MIN_LOG_LEVEL, and a program calls it before that import), its deprecation warnings and the Estimator's internal
-INFO lines (RunConfig dump, "Calling model_fn", ...) except those saying which checkpoint is saved or restored. absl's `--verbosity=1` (or `-v 1`) shows all of them in
-absl's long format; a TF_CPP_MIN_LOG_LEVEL already set in the environment is left as it is. Importing this module
-(or any of `bert`) changes nothing: only a program started as a program calls `quiet_start` (`python -m
-bert.<program>`, `scripts/*.py`, the installed commands through bert.commands) and `configure`.
+By default a program shows its own lines and TensorFlow's warnings that matter, each once. Hidden: TensorFlow's C++
+start-up lines (oneDNN, CUDA, TensorRT: they are printed while `import tensorflow` runs, so `quiet_start` sets
+TF_CPP_MIN_LOG_LEVEL, and a program calls it before that import), its deprecation warnings and the Estimator's
+internal INFO lines (RunConfig dump, "Calling model_fn", ...) except those saying which checkpoint is saved or
+restored. absl's `--verbosity=1` (or `-v 1`) shows all of them in absl's long format; a TF_CPP_MIN_LOG_LEVEL already
+set in the environment is left as it is. Importing this module (or any of `bert`) changes nothing: only a program
+started as a program calls `quiet_start` (`python -m bert.<program>`, `scripts/*.py`, the installed commands through
+bert.commands) and `configure`.
 """
 
 import importlib.util

@@ -1,7 +1,7 @@
 """README's original-vs-ours benchmark rows: the benchmark measuring the real original files, unchanged.
 
-tests/benchmarks/test_benchmark.py checks the loader with stand-in files written by the test; this one runs the command a
-user runs for the "original" rows, on the original's files (tests/live_original.py: $ORIGINAL_BERT_DIR, by
+tests/benchmarks/test_benchmark.py checks the loader with stand-in files written by the test; this one runs the
+command a user runs for the "original" rows, on the original's files (tests/live_original.py: $ORIGINAL_BERT_DIR, by
 default the shared folder's original_bert/).
 """
 
