@@ -23,8 +23,9 @@ from absl import flags
 from bert.classifier import data as classifier_data
 from bert.classifier import job as classifier_run
 from bert.interop import hub_module
-from bert.runtime import estimator as estimator_utils
 from bert.runtime import flags as common_flags
+from bert.runtime.options import RunSettings, dataclass_from_flags
+from bert.runtime.outputs import check_output_dir
 
 FLAGS = flags.FLAGS
 _MODEL_FLAGS_FROM_THE_MODULE = ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint")
@@ -44,14 +45,14 @@ def define_flags() -> None:
 
 def run_from_flags() -> None:
     """Reads the module's tokenization_info, then runs the classifier job with the module as its BERT."""
-    estimator_utils.check_output_dir(FLAGS.output_dir)
+    check_output_dir(FLAGS.output_dir)
     for name in _MODEL_FLAGS_FROM_THE_MODULE:
         if FLAGS[name].present:
             tf.logging.warning("--%s is ignored: the Hub module brings the model, its vocab and casing", name)
     encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
-    options = estimator_utils.dataclass_from_flags(
+    options = dataclass_from_flags(
         classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None, init_checkpoint=None,
-        do_lower_case=encoder.info.do_lower_case, run=estimator_utils.RunSettings.from_flags(FLAGS))
+        do_lower_case=encoder.info.do_lower_case, run=RunSettings.from_flags(FLAGS))
     for line in common_flags.describe_run(options):
         tf.logging.info(line)
     classifier_run.run(options, encoder=encoder)

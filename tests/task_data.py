@@ -6,11 +6,11 @@ import os
 import sys
 
 import numpy as np
+from helpers import REPO_ROOT
 
 from bert.classifier import job as classifier_run
-from bert.runtime.estimator import RunSettings
+from bert.runtime.options import RunSettings
 from bert.squad import job as squad_run
-from helpers import REPO_ROOT
 
 WORDS = "the a dog cat man woman house car city river tree book good bad big small new old".split()
 

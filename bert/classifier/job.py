@@ -14,38 +14,21 @@ import tensorflow.compat.v1 as tf
 from bert.classifier import data as classifier_data
 from bert.classifier import model as classifier_model
 from bert.common.errors import UserError, UserFileNotFoundError
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import export, sequence_length
-from bert.runtime.estimator import RunSettings
+from bert.runtime import checkpoints, export, sequence_length, specs
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import REQUIRED, FineTuningOptions
+from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained
 
 
 @dataclasses.dataclass
-class ClassifierOptions(estimator_utils.TaskOptions):
+class ClassifierOptions(FineTuningOptions):
     """Everything one run needs; field names are the original's flag names."""
 
-    task_name: str
-    data_dir: str
-    bert_config_file: str
-    vocab_file: str
-    output_dir: str
-    init_checkpoint: Optional[str] = None
-    do_lower_case: bool = True
-    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
-    max_seq_length: int = 128
-    do_train: bool = False
+    task_name: str = REQUIRED
+    data_dir: str = REQUIRED
     do_eval: bool = False
-    do_predict: bool = False
-    train_batch_size: int = 32
     eval_batch_size: int = 8
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
-    export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
-    dynamic_padding: bool = False  # [new] cut batches to their longest example; eval/predict ordered by length
-    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
-    run: RunSettings = None
 
 
 @dataclasses.dataclass
@@ -66,7 +49,7 @@ def _check_options(options: ClassifierOptions) -> None:
         raise UserFileNotFoundError(f"data_dir {options.data_dir} does not exist (--data_dir: the folder of the "
                                     f"task's .tsv files)")
     if not options.do_train and (options.do_eval or options.do_predict):
-        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
+        checkpoints.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
 
 
 def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] = None) -> ClassifierResults:
@@ -89,11 +72,11 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     train_examples, num_train_steps, num_warmup_steps = None, None, None
     if options.do_train:
         train_examples = processor.get_train_examples(options.data_dir)
-        num_train_steps = estimator_utils.training_steps(len(train_examples), options.train_batch_size,
-                                                         options.num_train_epochs,
-                                                         f"the training set in {options.data_dir}")
+        num_train_steps = specs.training_steps(len(train_examples), options.train_batch_size,
+                                               options.num_train_epochs,
+                                               f"the training set in {options.data_dir}")
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
-        estimator_utils.warn_if_resuming(options.output_dir)
+        checkpoints.warn_if_resuming(options.output_dir)
 
     use_tpu = options.run.use_tpu
     model_fn = classifier_model.model_fn_builder(
@@ -101,7 +84,7 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
         init_checkpoint=init_checkpoint, learning_rate=options.learning_rate, num_train_steps=num_train_steps,
         num_warmup_steps=num_warmup_steps, use_tpu=use_tpu, use_one_hot_embeddings=use_tpu,
         is_regression=processor.is_regression, metric_names=processor.metrics, encoder=encoder)
-    estimator = estimator_utils.make_estimator(
+    estimator = make_estimator(
         model_fn, options.run, train_batch_size=options.train_batch_size,
         eval_batch_size=options.eval_batch_size, predict_batch_size=options.predict_batch_size)
 
@@ -152,7 +135,7 @@ class _Phase:
         tf.logging.info("  Num examples = %d", len(examples))
         tf.logging.info("  Batch size = %d", batch_size)
         tf.logging.info("  Num steps = %d", num_train_steps)
-        start_step = estimator_utils.checkpoint_global_step(self.options.output_dir)
+        start_step = checkpoints.checkpoint_global_step(self.options.output_dir)
         start = time.time()
         self.estimator.train(input_fn=self._input_fn(path, is_training=True), max_steps=num_train_steps)
         seconds = time.time() - start
@@ -197,7 +180,7 @@ class _Phase:
         path, num_written, _ = self._write_padded_records(examples, batch_size, "eval.tf_record", "evaluation")
         steps = num_written // batch_size if self.options.run.use_tpu else None
         result = self.estimator.evaluate(input_fn=self._input_fn(path, is_training=False), steps=steps)
-        estimator_utils.write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
+        write_key_value_results(os.path.join(self.options.output_dir, "eval_results.txt"), result)
         return result
 
     def predict(self, examples: List) -> str:

@@ -9,7 +9,7 @@ from typing import Callable, Dict, Optional, Protocol, Sequence, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
-from bert.runtime import estimator as estimator_utils
+from bert.runtime import specs
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -168,7 +168,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
     metric_fn = metric_fn_builder(metric_names, is_regression)
 
     def model_fn(features, labels, mode, params):
-        estimator_utils.log_features(features)
+        specs.log_features(features)
         label_ids = features["label_ids"]
         if "is_real_example" in features:
             is_real_example = tf.cast(features["is_real_example"], tf.float32)
@@ -179,12 +179,12 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
         total_loss, per_example_loss, logits, probabilities = create_model(
             bert_config, is_training, features["input_ids"], features["input_mask"], features["segment_ids"],
             label_ids, num_labels, use_one_hot_embeddings, is_regression, encoder,
-            estimator_utils.run_params(params).performance.gradient_checkpointing)
-        scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
+            specs.run_params(params).performance.gradient_checkpointing)
+        scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:
-            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                              use_tpu, scaffold_fn, params)
+            return specs.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                    use_tpu, scaffold_fn, params)
         if mode == ModeKeys.EVAL:
             return tf.estimator.tpu.TPUEstimatorSpec(
                 mode=mode, loss=total_loss, scaffold_fn=scaffold_fn,

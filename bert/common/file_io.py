@@ -46,3 +46,11 @@ def read_json(path: str, what: str = "JSON file"):
     except json.JSONDecodeError as err:
         raise UserError(f"{what} {path} is not valid JSON: {err.msg} at line {err.lineno}, column {err.colno} "
                          f"(character {err.pos})") from None
+
+
+def read_json_object(path: str, what: str = "JSON file") -> dict:
+    """`read_json` for files that must hold one JSON object (a config), not a list or a number."""
+    content = read_json(path, what)
+    if not isinstance(content, dict):
+        raise UserError(f"{what} {path} does not hold a JSON object but a {type(content).__name__}")
+    return content

@@ -41,9 +41,9 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
-from bert.runtime import encoding
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import input_pipeline
+from bert.runtime import encoding, input_pipeline, specs
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import RunSettings
 from bert.runtime.performance import PerformanceSettings
 from bert.runtime.pretrained import load_pretrained
 from bert.runtime.sequence_length import LengthSettings
@@ -194,7 +194,7 @@ def parse_layer_indexes(layers: Union[str, Sequence[int]], num_hidden_layers: in
     for index in indexes:
         if not -num_hidden_layers <= index < num_hidden_layers:
             raise UserError(f"--layers: layer index {index} is out of range for a model with {num_hidden_layers} hidden "
-                             f"layers: valid indexes are {-num_hidden_layers}..{num_hidden_layers - 1}")
+                            f"layers: valid indexes are {-num_hidden_layers}..{num_hidden_layers - 1}")
     return indexes
 
 
@@ -232,7 +232,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, lay
             input_mask=features["input_mask"],
             token_type_ids=features["input_type_ids"],
             use_one_hot_embeddings=use_one_hot_embeddings)
-        scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
+        scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
         all_layers = model.get_all_encoder_layers()
         predictions = {
             "unique_ids": features["unique_ids"],
@@ -323,7 +323,7 @@ class FeatureExtractor:
         """
         if max_seq_length < _MIN_SEQ_LENGTH:
             raise UserError(f"max_seq_length={max_seq_length} is too short: it must be at least "
-                             f"{_MIN_SEQ_LENGTH} to hold [CLS], [SEP] and [SEP]")
+                            f"{_MIN_SEQ_LENGTH} to hold [CLS], [SEP] and [SEP]")
         if batch_size < 1:
             raise UserError(f"batch_size must be at least 1, got {batch_size}")
         if not init_checkpoint:
@@ -365,11 +365,11 @@ class FeatureExtractor:
             record_file = os.path.join(work_dir, "features.tf_record")
             input_pipeline.write_tfrecord(record_file, (_record_row(i, features[i]) for i in order),
                                           feature_spec(self.max_seq_length))
-            estimator = estimator_utils.make_estimator(
+            estimator = make_estimator(
                 model_fn_builder(self.bert_config, self.init_checkpoint, self.layer_indexes, self.use_tpu,
                                  self.use_one_hot_embeddings),
-                estimator_utils.RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
-                                            num_tpu_cores=self.num_tpu_cores, performance=self.performance),
+                RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
+                            num_tpu_cores=self.num_tpu_cores, performance=self.performance),
                 predict_batch_size=self.batch_size)
             input_fn = input_pipeline.input_fn_builder(record_file, feature_spec(self.max_seq_length),
                                                        is_training=False, drop_remainder=False, lengths=self.lengths)
@@ -450,7 +450,7 @@ def check_output_folder(output_file: str) -> None:
     folder = os.path.dirname(os.path.abspath(output_file))
     if not os.path.isdir(folder):
         raise UserFileNotFoundError(f"the folder of output file {output_file} (--output_file) does not exist: {folder} "
-                                f"(create it first)")
+                                    f"(create it first)")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ import numpy as np
 import tensorflow.compat.v1 as tf
 from absl import logging
 
+from bert import modeling
+from bert.common import file_io
 from bert.common.errors import UserError, UserFileNotFoundError
 
 HF_CONFIG_FILE = "config.json"
@@ -360,8 +362,9 @@ def convert_hf_checkpoint(input_dir: str, output_dir: str, overwrite: bool = Fal
     config_path, weights_path, vocab_path = _input_files(input_dir)
     _check_output_dir(input_dir, output_dir, overwrite)
 
-    bert_config = bert_config_from_hf(_read_json(config_path))
-    _check_vocab_size(vocab_path, bert_config["vocab_size"])
+    bert_config = bert_config_from_hf(file_io.read_json_object(config_path, "HF config"))
+    with open(vocab_path, encoding="utf-8", errors="replace") as reader:
+        modeling.check_vocab_fits(modeling.BertConfig(bert_config["vocab_size"]), sum(1 for _ in reader), vocab_path)
     variables = map_hf_tensors(read_safetensors(weights_path), bert_config)
 
     os.makedirs(output_dir, exist_ok=True)
@@ -404,22 +407,3 @@ def _check_output_dir(input_dir: str, output_dir: str, overwrite: bool) -> None:
     if existing and not overwrite:
         raise UserError(f"output_dir already holds a converted checkpoint ({', '.join(existing)}); "
                               "pass overwrite=True (--overwrite) to replace it")
-
-
-def _read_json(path: str) -> Dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            content = json.load(f)
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(content, dict):
-        raise UserError(f"{path} does not hold a JSON object")
-    return content
-
-
-def _check_vocab_size(vocab_path: str, vocab_size: int) -> None:
-    """A vocab with more entries than embedding rows would produce out-of-range ids; fewer is harmless."""
-    with open(vocab_path, encoding="utf-8", errors="replace") as f:
-        num_entries = sum(1 for _ in f)
-    if num_entries > vocab_size:
-        raise UserError(f"{vocab_path} has {num_entries} entries, more than vocab_size={vocab_size} in config.json")

@@ -22,7 +22,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
 from bert.common.errors import UserError
-from bert.runtime import estimator as estimator_utils
+from bert.runtime import checkpoints
 
 TOKENS_SIGNATURE = "tokens"
 TOKENIZATION_INFO_SIGNATURE = "tokenization_info"
@@ -117,7 +117,7 @@ def export_module(bert_config_file: str, init_checkpoint: str, vocab_file: str, 
     if not init_checkpoint:
         raise UserError("--init_checkpoint is required: the module is exported with the checkpoint's weights")
     try:
-        checkpoint = estimator_utils.resolve_checkpoint_path(init_checkpoint)
+        checkpoint = checkpoints.resolve_checkpoint_path(init_checkpoint)
     except FileNotFoundError as error:
         raise UserError(f"--init_checkpoint: {error}") from error
     if tf.io.gfile.exists(os.path.join(output_dir, MODULE_DEF_FILE)):

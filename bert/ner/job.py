@@ -19,45 +19,28 @@ from bert.ner import data as ner_data
 from bert.ner import metrics as ner_metrics
 from bert.ner import model as ner_model
 from bert.ner.data import Sentence
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import export, sequence_length
-from bert.runtime.estimator import RunSettings
+from bert.runtime import checkpoints, export, sequence_length, specs
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import REQUIRED, FineTuningOptions
+from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained
 
 LABELS_FILE = "ner_labels.json"
 
 
 @dataclasses.dataclass
-class NerOptions(estimator_utils.TaskOptions):
+class NerOptions(FineTuningOptions):
     """Everything one run needs; field names are the flag names (run_classifier's, plus the NER ones)."""
 
-    data_dir: str
-    bert_config_file: str
-    vocab_file: str
-    output_dir: str
-    init_checkpoint: Optional[str] = None
-    do_lower_case: bool = True
-    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
-    max_seq_length: int = 128
-    do_train: bool = False
+    data_dir: str = REQUIRED
     do_eval: bool = False
-    do_predict: bool = False
-    train_batch_size: int = 32
     eval_batch_size: int = 8
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
     train_file: str = "train.txt"  # names inside data_dir (or absolute paths)
     dev_file: str = "dev.txt"
     test_file: str = "test.txt"
     tag_scheme: str = "auto"  # one of ner_data.TAG_SCHEMES; auto = detected from the training file
     alternative_tags: str = "error"  # one of ner_data.ALTERNATIVE_TAG_POLICIES
     doc_stride: int = 64  # sub-tokens between the starts of a long sentence's windows
-    export_dir: Optional[str] = None
-    dynamic_padding: bool = False  # [new] cut batches to their longest window; labelling ordered by length
-    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
-    run: RunSettings = None
     TOKEN_FEATURES = ner_data.TOKEN_FEATURES  # the per-token labels are cut with the tokens
 
     def path(self, name: str) -> str:
@@ -92,7 +75,7 @@ def _check_options(options: NerOptions) -> None:
                         f"{', '.join(ner_data.ALTERNATIVE_TAG_POLICIES)}")
     ner_data.check_window_settings(options.max_seq_length, options.doc_stride)
     if not options.do_train and (options.do_eval or options.do_predict):
-        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
+        checkpoints.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_eval/do_predict")
 
 
 def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], train_scheme: Optional[str]
@@ -109,7 +92,7 @@ def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], t
                             "--do_train into this --output_dir first")
         return saved
     label_set = LabelSet(train_scheme, ner_data.label_list_from(train_sentences))
-    if saved is not None and saved.labels != label_set.labels and estimator_utils.checkpoint_global_step(
+    if saved is not None and saved.labels != label_set.labels and checkpoints.checkpoint_global_step(
             options.output_dir):
         raise UserError(f"the training file's labels {label_set.labels} differ from those of the model already in "
                         f"--output_dir={options.output_dir} ({saved.labels}); use a new output_dir")
@@ -146,18 +129,18 @@ def run(options: NerOptions) -> NerResults:
     if options.do_train:
         train_windows = ner_data.make_windows(train_sentences, label_set.labels, tokenizer, options.max_seq_length,
                                               options.doc_stride)
-        num_train_steps = estimator_utils.training_steps(len(train_windows), options.train_batch_size,
-                                                         options.num_train_epochs,
-                                                         f"the training file {options.train_file}")
+        num_train_steps = specs.training_steps(len(train_windows), options.train_batch_size,
+                                               options.num_train_epochs,
+                                               f"the training file {options.train_file}")
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
-        estimator_utils.warn_if_resuming(options.output_dir)
+        checkpoints.warn_if_resuming(options.output_dir)
 
     use_tpu = options.run.use_tpu
     model_fn = ner_model.model_fn_builder(
         bert_config=bert_config, num_labels=len(label_set.labels), init_checkpoint=init_checkpoint,
         learning_rate=options.learning_rate, num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps,
         use_tpu=use_tpu, use_one_hot_embeddings=use_tpu)
-    estimator = estimator_utils.make_estimator(
+    estimator = make_estimator(
         model_fn, options.run, train_batch_size=options.train_batch_size,
         eval_batch_size=options.eval_batch_size, predict_batch_size=options.predict_batch_size)
 
@@ -230,8 +213,8 @@ class _Phase:
                 ) -> Dict[str, object]:
         scores = ner_metrics.entity_scores([s.tags for s in sentences], predicted)
         results = {"eval_" + key: value for key, value in scores.items()}
-        results["global_step"] = estimator_utils.checkpoint_global_step(self.options.output_dir)
-        estimator_utils.write_key_value_results(self._record_path(file_name), results)
+        results["global_step"] = checkpoints.checkpoint_global_step(self.options.output_dir)
+        write_key_value_results(self._record_path(file_name), results)
         return results
 
     def evaluate(self, sentences: Sequence[Sentence]) -> Dict[str, object]:

@@ -10,7 +10,7 @@ from typing import Callable, Optional
 import tensorflow.compat.v1 as tf
 
 from bert import modeling
-from bert.runtime import estimator as estimator_utils
+from bert.runtime import specs
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -65,18 +65,18 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
     """
 
     def model_fn(features, labels, mode, params):
-        estimator_utils.log_features(features)
+        specs.log_features(features)
         if mode == ModeKeys.EVAL:
             raise ValueError("run_ner evaluates through predict(); Estimator.evaluate is not supported")
         logits = create_model(bert_config, mode == ModeKeys.TRAIN, features["input_ids"], features["input_mask"],
                               features["segment_ids"], num_labels, use_one_hot_embeddings,
-                              estimator_utils.run_params(params).performance.gradient_checkpointing)
-        scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
+                              specs.run_params(params).performance.gradient_checkpointing)
+        scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
         if mode == ModeKeys.TRAIN:
             label_weights = tf.cast(features["label_weights"], tf.float32)
             loss = weighted_token_loss(logits, features["label_ids"], label_weights)
-            return estimator_utils.train_spec(loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
-                                              scaffold_fn, params)
+            return specs.train_spec(loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
+                                    scaffold_fn, params)
         return tf.estimator.tpu.TPUEstimatorSpec(
             mode=mode, predictions={"probabilities": tf.nn.softmax(logits, axis=-1)}, scaffold_fn=scaffold_fn)
 

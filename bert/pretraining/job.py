@@ -15,10 +15,11 @@ import tensorflow.compat.v1 as tf
 from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.pretraining import data as pretraining_data
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import input_pipeline
-from bert.runtime.estimator import RunSettings
+from bert.runtime import checkpoints, input_pipeline, specs
+from bert.runtime.estimator import make_estimator
 from bert.runtime.input_pipeline import Feature
+from bert.runtime.options import RunSettings, TaskOptions
+from bert.runtime.outputs import write_key_value_results
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -152,23 +153,23 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
     """The TPUEstimator `model_fn` of the original run_pretraining (TRAIN and EVAL)."""
 
     def model_fn(features, labels, mode, params):
-        estimator_utils.log_features(features)
+        specs.log_features(features)
         model = modeling.BertModel(
             config=bert_config, is_training=mode == ModeKeys.TRAIN, input_ids=features["input_ids"],
             input_mask=features["input_mask"], token_type_ids=features["segment_ids"],
             use_one_hot_embeddings=use_one_hot_embeddings,
-            gradient_checkpointing=estimator_utils.run_params(params).performance.gradient_checkpointing)
+            gradient_checkpointing=specs.run_params(params).performance.gradient_checkpointing)
         masked_lm_loss, masked_lm_example_loss, masked_lm_log_probs = get_masked_lm_output(
             bert_config, model.get_sequence_output(), model.get_embedding_table(),
             features["masked_lm_positions"], features["masked_lm_ids"], features["masked_lm_weights"])
         next_sentence_loss, next_sentence_example_loss, next_sentence_log_probs = get_next_sentence_output(
             bert_config, model.get_pooled_output(), features["next_sentence_labels"])
         total_loss = masked_lm_loss + next_sentence_loss
-        scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
+        scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:
-            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                              use_tpu, scaffold_fn, params)
+            return specs.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                    use_tpu, scaffold_fn, params)
         if mode == ModeKeys.EVAL:
             metric_inputs = [masked_lm_example_loss, masked_lm_log_probs, features["masked_lm_ids"],
                              features["masked_lm_weights"], next_sentence_example_loss, next_sentence_log_probs,
@@ -210,7 +211,7 @@ def read_record_layout(path: str, num_records: int = RECORDS_CHECKED_PER_FILE) -
             missing = [name for name in names if name not in features]
             if missing:
                 raise UserError(f"{path} is not pre-training data (create_pretraining_data output): its records "
-                                 f"lack {', '.join(missing)}")
+                                f"lack {', '.join(missing)}")
             input_ids = features["input_ids"].int64_list.value
             masked_ids = features["masked_lm_ids"].int64_list.value
             lengths.add((len(input_ids), len(features["masked_lm_positions"].int64_list.value)))
@@ -251,7 +252,7 @@ def check_records_match(input_files: Sequence[str], max_seq_length: int, max_pre
 
 
 @dataclasses.dataclass
-class PretrainingOptions(estimator_utils.TaskOptions):
+class PretrainingOptions(TaskOptions):
     """Everything one run needs; field names are the original's flag names (vocab_file is new, optional)."""
 
     bert_config_file: str
@@ -307,18 +308,18 @@ def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
         tf.logging.info("  %s", input_file)
     check_records_match(input_files, options.max_seq_length, options.max_predictions_per_seq,
                         bert_config.vocab_size)
-    init_checkpoint = estimator_utils.resolve_checkpoint_path(options.init_checkpoint)
+    init_checkpoint = checkpoints.resolve_checkpoint_path(options.init_checkpoint)
     tf.io.gfile.makedirs(options.output_dir)
 
     use_tpu = options.run.use_tpu
     model_fn = model_fn_builder(bert_config, init_checkpoint, options.learning_rate, options.num_train_steps,
                                 options.num_warmup_steps, use_tpu, use_one_hot_embeddings=use_tpu)
-    estimator = estimator_utils.make_estimator(model_fn, options.run, train_batch_size=options.train_batch_size,
-                                               eval_batch_size=options.eval_batch_size)
+    estimator = make_estimator(model_fn, options.run, train_batch_size=options.train_batch_size,
+                               eval_batch_size=options.eval_batch_size)
     spec = pretraining_feature_spec(options.max_seq_length, options.max_predictions_per_seq)
 
     if options.do_train:
-        estimator_utils.warn_if_resuming(options.output_dir)
+        checkpoints.warn_if_resuming(options.output_dir)
         tf.logging.info("***** Running training *****")
         tf.logging.info("  Batch size = %d", options.train_batch_size)
         train_input_fn = input_pipeline.input_fn_builder(input_files, spec, is_training=True, drop_remainder=True,
@@ -335,5 +336,5 @@ def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
                                                     num_cpu_threads=NUM_CPU_THREADS, repeat_eval=True,
                                                     lengths=lengths)
     result = estimator.evaluate(input_fn=eval_input_fn, steps=options.max_eval_steps)
-    estimator_utils.write_key_value_results(os.path.join(options.output_dir, "eval_results.txt"), result)
+    write_key_value_results(os.path.join(options.output_dir, "eval_results.txt"), result)
     return result

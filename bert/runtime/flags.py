@@ -14,9 +14,10 @@ import tensorflow.compat.v1 as tf
 from absl import app, flags
 
 from bert.common.errors import UserError, report_error, user_errors_reported  # noqa: F401 (user_errors_reported: API)
-from bert.runtime import estimator as estimator_utils
 from bert.runtime import logs as program_logging
 from bert.runtime import performance
+from bert.runtime.options import RunSettings, dataclass_from_flags
+from bert.runtime.outputs import check_output_dir
 
 FLAGS = flags.FLAGS
 
@@ -241,9 +242,9 @@ def run_task_script(options_class: type, run: Callable, required_flags: Sequence
     RunSettings), log what the run will do and call `run(options)`."""
 
     def task_main() -> None:
-        estimator_utils.check_output_dir(FLAGS.output_dir)
-        settings = estimator_utils.RunSettings.from_flags(FLAGS)
-        options = estimator_utils.dataclass_from_flags(options_class, FLAGS, run=settings)
+        check_output_dir(FLAGS.output_dir)
+        settings = RunSettings.from_flags(FLAGS)
+        options = dataclass_from_flags(options_class, FLAGS, run=settings)
         for line in describe_run(options):
             tf.logging.info(line)
         run(options)

@@ -5,7 +5,7 @@ from typing import NamedTuple, Optional, Union
 import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
-from bert.runtime import estimator
+from bert.runtime import checkpoints
 
 
 class Pretrained(NamedTuple):
@@ -35,4 +35,4 @@ def load_pretrained(bert_config: Union[str, modeling.BertConfig], vocab_file: st
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
                                            preserve_unused_tokens=preserve_unused_tokens)
     modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), vocab_file)
-    return Pretrained(bert_config, tokenizer, estimator.resolve_checkpoint_path(init_checkpoint))
+    return Pretrained(bert_config, tokenizer, checkpoints.resolve_checkpoint_path(init_checkpoint))

@@ -13,9 +13,9 @@ from typing import Dict, List, Optional
 import tensorflow.compat.v1 as tf
 
 from bert.common.errors import UserError
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import export, input_pipeline, sequence_length
-from bert.runtime.estimator import RunSettings
+from bert.runtime import checkpoints, export, input_pipeline, sequence_length, specs
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import FineTuningOptions
 from bert.runtime.pretrained import load_pretrained
 from bert.squad import data as squad
 from bert.squad import model as squad_model
@@ -26,36 +26,19 @@ TRAIN_SHUFFLE_SEED = 12345
 
 
 @dataclasses.dataclass
-class SquadOptions(estimator_utils.TaskOptions):
+class SquadOptions(FineTuningOptions):
     """Everything one run needs; field names and defaults are the original's flags."""
 
-    bert_config_file: str
-    vocab_file: str
-    output_dir: str
     train_file: Optional[str] = None
     predict_file: Optional[str] = None
-    init_checkpoint: Optional[str] = None
-    do_lower_case: bool = True
-    preserve_unused_tokens: bool = False  # [1.0.4] keep the vocabulary's [unusedN] tokens whole
     max_seq_length: int = 384
     doc_stride: int = 128
     max_query_length: int = 64
-    do_train: bool = False
-    do_predict: bool = False
-    train_batch_size: int = 32
-    predict_batch_size: int = 8
-    learning_rate: float = 5e-5
-    num_train_epochs: float = 3.0
-    warmup_proportion: float = 0.1
     n_best_size: int = 20
     max_answer_length: int = 30
     verbose_logging: bool = False
     version_2_with_negative: bool = False
     null_score_diff_threshold: float = 0.0
-    export_dir: Optional[str] = None  # [new] write a SavedModel for serving here
-    dynamic_padding: bool = False  # [new] cut batches to their longest window; predict ordered by length
-    group_by_length: bool = False  # [new] with dynamic_padding: train on batches of similar length
-    run: RunSettings = None
 
 
     def prediction_options(self) -> PredictionOptions:
@@ -80,7 +63,7 @@ def validate_options(options: SquadOptions) -> None:
     options.length_settings()
     squad.check_window_settings(options.max_seq_length, options.doc_stride, options.max_query_length)
     if options.do_predict and not options.do_train:
-        estimator_utils.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
+        checkpoints.check_weights_for_inference(options.output_dir, options.init_checkpoint, "do_predict")
 
 
 def run(options: SquadOptions) -> Optional[Dict[str, str]]:
@@ -96,20 +79,20 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
     if options.do_train:
         train_examples = squad.read_squad_examples(options.train_file, is_training=True,
                                                    version_2_with_negative=options.version_2_with_negative)
-        num_train_steps = estimator_utils.training_steps(len(train_examples), options.train_batch_size,
-                                                         options.num_train_epochs, options.train_file)
+        num_train_steps = specs.training_steps(len(train_examples), options.train_batch_size,
+                                               options.num_train_epochs, options.train_file)
         num_warmup_steps = int(num_train_steps * options.warmup_proportion)
         # Shuffling here spares the input_fn a shuffle buffer as large as the data set.
         random.Random(TRAIN_SHUFFLE_SEED).shuffle(train_examples)
-        estimator_utils.warn_if_resuming(options.output_dir)
+        checkpoints.warn_if_resuming(options.output_dir)
 
     use_tpu = options.run.use_tpu
     model_fn = squad_model.model_fn_builder(
         bert_config=bert_config, init_checkpoint=init_checkpoint, learning_rate=options.learning_rate,
         num_train_steps=num_train_steps, num_warmup_steps=num_warmup_steps, use_tpu=use_tpu,
         use_one_hot_embeddings=use_tpu)
-    estimator = estimator_utils.make_estimator(model_fn, options.run, train_batch_size=options.train_batch_size,
-                                               predict_batch_size=options.predict_batch_size)
+    estimator = make_estimator(model_fn, options.run, train_batch_size=options.train_batch_size,
+                               predict_batch_size=options.predict_batch_size)
 
     if options.do_train:
         train(estimator, train_examples, tokenizer, options, num_train_steps)

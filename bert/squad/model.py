@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import modeling
-from bert.runtime import estimator as estimator_utils
+from bert.runtime import specs
 
 ModeKeys = tf.estimator.ModeKeys
 
@@ -64,21 +64,21 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
     (unique_ids, start_logits, end_logits)."""
 
     def model_fn(features, labels, mode, params):
-        estimator_utils.log_features(features)
+        specs.log_features(features)
         is_training = mode == ModeKeys.TRAIN
         start_logits, end_logits = create_model(
             bert_config=bert_config, is_training=is_training, input_ids=features["input_ids"],
             input_mask=features["input_mask"], segment_ids=features["segment_ids"],
             use_one_hot_embeddings=use_one_hot_embeddings,
-            gradient_checkpointing=estimator_utils.run_params(params).performance.gradient_checkpointing)
-        scaffold_fn = estimator_utils.init_from_checkpoint(init_checkpoint, use_tpu)
+            gradient_checkpointing=specs.run_params(params).performance.gradient_checkpointing)
+        scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:
             start_loss = span_loss(start_logits, features["start_positions"])
             end_loss = span_loss(end_logits, features["end_positions"])
             total_loss = (start_loss + end_loss) / 2.0
-            return estimator_utils.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
-                                              use_tpu, scaffold_fn, params)
+            return specs.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
+                                    use_tpu, scaffold_fn, params)
         if mode == ModeKeys.PREDICT:
             predictions = {
                 "unique_ids": features["unique_ids"],

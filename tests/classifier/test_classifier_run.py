@@ -6,12 +6,13 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import make_tiny_model_dir, shared_path
 from task_data import WORDS, script_command, tiny_options, write_mrpc_like
 
 from bert.classifier import job as classifier_run
 from bert.classifier import model as classifier_model
-from bert.runtime import estimator as estimator_utils
-from helpers import make_tiny_model_dir, shared_path
+from bert.runtime import checkpoints
+from bert.runtime.outputs import read_key_value_results
 
 
 @pytest.mark.slow
@@ -22,7 +23,7 @@ def test_tiny_train_eval_predict(tiny_model_dir, tmp_path):
                                               do_predict=True))
     for name in ("train.tf_record", "eval.tf_record", "predict.tf_record", "eval_results.txt", "test_results.tsv"):
         assert (out / name).exists(), name
-    written = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    written = read_key_value_results(str(out / "eval_results.txt"))
     assert set(written) == {"eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"}
     assert int(written["global_step"]) == 48 // 8
     assert 0.0 <= float(written["eval_accuracy"]) <= 1.0
@@ -38,7 +39,7 @@ def test_training_resumes_from_existing_checkpoint(tiny_model_dir, tmp_path):
     data_dir = write_mrpc_like(tmp_path / "data")
     out = tmp_path / "out"
     classifier_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True))
-    assert estimator_utils.latest_checkpoint_note(str(out)) is not None
+    assert checkpoints.latest_checkpoint_note(str(out)) is not None
     classifier_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, num_train_epochs=2.0))
     assert tf.train.latest_checkpoint(str(out)).endswith("model.ckpt-12")
 
@@ -64,11 +65,11 @@ def test_regression_task_sts_b(tiny_model_dir, tmp_path):
     for name in ("train.tsv", "dev.tsv"):
         (data_dir / name).write_text(header + "".join(rows))
     (data_dir / "test.tsv").write_text(header.replace("\tscore", "") + "".join(r.rsplit("\t", 1)[0] + "\n"
-                                                                              for r in rows[:3]))
+                                                                               for r in rows[:3]))
     out = tmp_path / "out"
     classifier_run.run(tiny_options(tiny_model_dir, str(data_dir), out, task_name="sts-b", do_train=True,
                                     do_eval=True, do_predict=True))
-    written = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    written = read_key_value_results(str(out / "eval_results.txt"))
     assert {"eval_loss", "eval_pearson", "eval_spearman"} <= set(written)
     assert -1.0 <= float(written["eval_spearman"]) <= 1.0
     assert np.loadtxt(str(out / "test_results.tsv")).shape == (3,)
@@ -111,8 +112,8 @@ CLASSIFIER_GOLDEN_TOLERANCE = 1e-5
 
 @pytest.mark.slow
 def test_files_match_the_stored_goldens_of_the_original(ours_as_the_classifier_golden):
-    golden_eval = estimator_utils.read_key_value_results(shared_path("golden", "classifier", "eval_results.txt"))
-    ours = estimator_utils.read_key_value_results(os.path.join(ours_as_the_classifier_golden, "eval_results.txt"))
+    golden_eval = read_key_value_results(shared_path("golden", "classifier", "eval_results.txt"))
+    ours = read_key_value_results(os.path.join(ours_as_the_classifier_golden, "eval_results.txt"))
     assert set(ours) - set(golden_eval) == {"eval_f1"}
     assert ours["global_step"] == golden_eval["global_step"]
     assert ours["eval_accuracy"] == golden_eval["eval_accuracy"]

@@ -5,7 +5,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 
 from bert import optimization
-from bert.runtime import estimator
+from bert.runtime import specs
 from bert.runtime.performance import PerformanceSettings
 
 # Shapes and initial values; "zero/kernel" starts at 0 (||w|| = 0, so its trust ratio is 1).
@@ -81,9 +81,9 @@ def _tf_lamb(num_updates, num_accumulation_steps=1, through_settings=False):
                          for n in NAMES])
         if through_settings:
             # As a task's model_fn under make_estimator: the run's settings reach create_optimizer via train_spec.
-            params = {estimator.RUN_PARAMS: estimator.RunParams(PerformanceSettings(optimizer="lamb"))}
-            train_op = estimator.train_spec(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False, None,
-                                            params).train_op
+            params = {specs.RUN_PARAMS: specs.RunParams(PerformanceSettings(optimizer="lamb"))}
+            train_op = specs.train_spec(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False, None,
+                                        params).train_op
         else:
             train_op = optimization.create_optimizer(loss, INIT_LR, NUM_TRAIN_STEPS, NUM_WARMUP_STEPS, False,
                                                      num_accumulation_steps=num_accumulation_steps,

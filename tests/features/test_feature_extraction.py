@@ -10,13 +10,13 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import REPO_ROOT, needs_bfloat16_kernels, shared_path
 from task_data import GOLDEN_SENTENCES, write_lines
 
 from bert import modeling, tokenization
 from bert.features import extraction as feature_extraction
-from bert.runtime import estimator as estimator_utils
+from bert.runtime import specs
 from bert.runtime.performance import PerformanceSettings
-from helpers import REPO_ROOT, needs_bfloat16_kernels, shared_path
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "extract_features.py")
 
@@ -69,7 +69,7 @@ def padded_reference_outputs(model_dir, features, layer_indexes):
             input_ids=tf.constant([f.input_ids for f in features]),
             input_mask=tf.constant([f.input_mask for f in features]),
             token_type_ids=tf.constant([f.input_type_ids for f in features]))
-        estimator_utils.init_from_checkpoint(paths["init_checkpoint"], use_tpu=False)
+        specs.init_from_checkpoint(paths["init_checkpoint"], use_tpu=False)
         layers = model.get_all_encoder_layers()
         with tf.Session() as session:
             session.run(tf.global_variables_initializer())

@@ -416,7 +416,7 @@ def test_missing_input_dir(tmp_path):
 
 def test_vocab_larger_than_vocab_size(tmp_path):
     hf_dir = _make_hf_dir(tmp_path / "hf", vocab_size=VOCAB + 1)
-    with pytest.raises(ValueError, match=f"{VOCAB + 1} entries, more than vocab_size={VOCAB}"):
+    with pytest.raises(ValueError, match=f"{VOCAB + 1} entries but the BERT config has vocab_size={VOCAB}"):
         checkpoint_conversion.convert_hf_checkpoint(hf_dir, str(tmp_path / "out"))
 
 

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-
 from helpers import REPO_ROOT, make_tiny_model_dir, require, shared_path
 
 try:
@@ -26,7 +25,7 @@ from bert import modeling  # noqa: E402 (after the requirement)
 from bert.classifier import data as classifier_data
 from bert.common.errors import UserError  # noqa: E402
 from bert.interop import hub_module
-from bert.runtime import estimator as estimator_utils
+from bert.runtime.outputs import read_key_value_results
 
 NUM_SENTENCE_PAIRS = 8
 
@@ -159,7 +158,7 @@ def test_tokenization_info_gives_the_vocab_asset_and_casing(tiny_model_dir, tmp_
     assert info.do_lower_case is do_lower_case
     assert (info.vocab_size, info.max_position_embeddings) == (83, 64)
     assert hub_module.create_tokenizer(info).tokenize("The DOG") == (["the", "dog"] if do_lower_case
-                                                                    else ["[UNK]", "[UNK]"])
+                                                                     else ["[UNK]", "[UNK]"])
 
 
 def test_exported_module_is_self_contained_and_relocatable(tmp_path):
@@ -225,7 +224,7 @@ def test_run_classifier_with_tfhub_trains_evaluates_predicts(tiny_module, tmp_pa
     assert "--do_lower_case is ignored: the Hub module brings" in completed.stderr
     for name in ("train.tf_record", "eval.tf_record", "predict.tf_record", "eval_results.txt", "test_results.tsv"):
         assert (out / name).exists(), name
-    results = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    results = read_key_value_results(str(out / "eval_results.txt"))
     assert set(results) == {"eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"}
     assert int(results["global_step"]) == 16 // 4
     probabilities = np.loadtxt(str(out / "test_results.tsv"), delimiter="\t")

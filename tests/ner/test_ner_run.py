@@ -7,14 +7,14 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import REPO_ROOT
 
 from bert.common.errors import UserError
 from bert.ner import job as ner_run
-from bert.runtime import estimator as estimator_utils
-from bert.runtime import export
-from bert.runtime.estimator import RunSettings
+from bert.runtime import checkpoints, export
+from bert.runtime.options import RunSettings
+from bert.runtime.outputs import read_key_value_results
 from bert.runtime.performance import PerformanceSettings
-from helpers import REPO_ROOT
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_ner.py")
 FILLER = "the a of and to in is was it he she they with for on at by from said good bad big small".split()
@@ -92,7 +92,7 @@ def test_tiny_train_eval_predict_export(tiny_model_dir, tmp_path):
     results = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_eval=True,
                                        do_predict=True, export_dir=str(tmp_path / "export")))
 
-    written = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    written = read_key_value_results(str(out / "eval_results.txt"))
     for key in ("eval_precision", "eval_recall", "eval_f1", "eval_token_accuracy", "eval_f1_animal",
                 "eval_f1_place", "global_step"):
         assert key in written, key
@@ -138,7 +138,7 @@ def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
         out = tmp_path / name
         results = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, performance=performance, do_train=True,
                                            do_predict=True, num_train_epochs=1.0))
-        assert estimator_utils.checkpoint_global_step(str(out)) == 2
+        assert checkpoints.checkpoint_global_step(str(out)) == 2
         predictions[name] = [[line[0] for line in lines] for lines in read_prediction_lines(results.predictions_file)]
     assert predictions["accumulated"] == predictions["plain"] == predictions["mirrored"]
     assert predictions["plain"] == [words for words, _ in test_sentences]
@@ -267,6 +267,6 @@ def test_dynamic_padding_labels_like_the_fixed_length_run(tiny_model_dir, tmp_pa
     grouped_out = tmp_path / "grouped"
     ner_run.run(tiny_options(tiny_model_dir, data_dir, grouped_out, do_train=True, do_eval=True,
                              dynamic_padding=True, group_by_length=True))
-    written = estimator_utils.read_key_value_results(str(grouped_out / "eval_results.txt"))
+    written = read_key_value_results(str(grouped_out / "eval_results.txt"))
     assert int(written["global_step"]) == int(40 / 8 * 3.0)
     assert float(written["eval_token_accuracy"]) > 0.6

@@ -10,12 +10,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
 
 from bert import modeling, tokenization
 from bert.pretraining import job as pretraining
-from bert.runtime import estimator as estimator_utils
-from bert.runtime.estimator import RunSettings
-from helpers import REPO_ROOT, make_tiny_model_dir, shared_path
+from bert.runtime.options import RunSettings
+from bert.runtime.outputs import read_key_value_results
 
 SCRIPTS = os.path.join(REPO_ROOT, "scripts")
 SEQ_LENGTH, PREDICTIONS = 64, 10
@@ -115,9 +115,9 @@ PRETRAINING_GOLDEN_TOLERANCE = 1e-4
 
 @pytest.mark.slow
 def test_eval_results_match_the_stored_golden(ours_as_the_pretraining_golden):
-    written = estimator_utils.read_key_value_results(os.path.join(ours_as_the_pretraining_golden,
-                                                                  "eval_results.txt"))
-    expected = estimator_utils.read_key_value_results(shared_path("golden", "pretraining", "eval_results.txt"))
+    written = read_key_value_results(os.path.join(ours_as_the_pretraining_golden,
+                                                  "eval_results.txt"))
+    expected = read_key_value_results(shared_path("golden", "pretraining", "eval_results.txt"))
     assert set(written) == set(expected) == {"global_step", "loss", "masked_lm_accuracy", "masked_lm_loss",
                                              "next_sentence_accuracy", "next_sentence_loss"}
     assert written["global_step"] == expected["global_step"]
@@ -174,7 +174,7 @@ def first_training_loss(output_dir):
 
 @pytest.mark.slow
 def test_twenty_steps_train_and_the_loss_falls(trained_run):
-    results = estimator_utils.read_key_value_results(os.path.join(trained_run["output_dir"], "eval_results.txt"))
+    results = read_key_value_results(os.path.join(trained_run["output_dir"], "eval_results.txt"))
     assert int(results["global_step"]) == 20
     step, initial_loss = first_training_loss(trained_run["output_dir"])
     assert step == 1
@@ -201,7 +201,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(trained_run, tmp_path):
     assert "already holds checkpoint" in result.stderr
     assert f"Restoring parameters from {output_dir}/model.ckpt-10" in result.stderr
     assert "Saving checkpoints for 20" in result.stderr and "Saving checkpoints for 0 " not in result.stderr
-    results = estimator_utils.read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
+    results = read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
     assert int(results["global_step"]) == 20
 
 
@@ -276,5 +276,5 @@ def test_script_trains_with_accumulation_bf16_and_a_strategy(trained_run, tmp_pa
                    check=True, capture_output=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     # 4 updates of 2 micro-batches of 4: the step counts updates.
     assert tf.train.latest_checkpoint(output_dir).endswith("model.ckpt-4")
-    results = estimator_utils.read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
+    results = read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
     assert int(results["global_step"]) == 4 and np.isfinite(float(results["loss"]))

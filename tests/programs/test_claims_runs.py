@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import REPO_ROOT, shared_path
 from task_data import WORDS, tiny_options, write_mrpc_like
 
 from bert import tokenization
@@ -18,8 +19,7 @@ from bert.classifier import data as classifier_data
 from bert.classifier import job as classifier_run
 from bert.features import extraction as feature_extraction
 from bert.pretraining import data as pretraining_data
-from bert.runtime import estimator as estimator_utils
-from helpers import REPO_ROOT, shared_path
+from bert.runtime.outputs import read_key_value_results
 
 ENV = dict(os.environ, CUDA_VISIBLE_DEVICES="", TF_CPP_MIN_LOG_LEVEL="2")
 
@@ -49,7 +49,7 @@ def test_tiny_fine_tuning_learns_learnable_data_and_resuming_says_so(tiny_model_
     options = tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_eval=True, num_train_epochs=10.0,
                            train_batch_size=8, learning_rate=3e-3, max_seq_length=16)
     classifier_run.run(options)  # 200 steps
-    accuracy = float(estimator_utils.read_key_value_results(str(out / "eval_results.txt"))["eval_accuracy"])
+    accuracy = float(read_key_value_results(str(out / "eval_results.txt"))["eval_accuracy"])
     assert accuracy >= 0.9, f"eval_accuracy {accuracy}: the model did not learn (chance is 0.5)"
 
     # Running again on the same output_dir resumes, and the script's log says so in README's words.
@@ -100,7 +100,7 @@ def test_each_task_reports_its_metrics(tiny_model_dir, tmp_path, task, expected_
     data_dir = write_task_dev_file(task, tmp_path / "data")
     out = tmp_path / "out"
     classifier_run.run(tiny_options(tiny_model_dir, data_dir, out, task_name=task, do_eval=True))
-    written = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    written = read_key_value_results(str(out / "eval_results.txt"))
     assert set(written) - {"global_step", "loss"} == expected_keys
 
 
@@ -111,7 +111,7 @@ def test_each_task_reports_its_metrics(tiny_model_dir, tmp_path, task, expected_
 
 @pytest.mark.slow
 def test_tpu_padding_examples_weigh_nothing_and_are_dropped_from_test_results(tiny_model_dir, tmp_path,
-                                                                            monkeypatch):
+                                                                              monkeypatch):
     data_dir = write_mrpc_like(tmp_path / "data", num_dev=6, num_test=7)  # batches of 4: 2 and 1 padding
     settings = dict(do_eval=True, do_predict=True, eval_batch_size=4, predict_batch_size=4)
     classifier_run.run(tiny_options(tiny_model_dir, data_dir, tmp_path / "plain", **settings))
@@ -129,8 +129,8 @@ def test_tpu_padding_examples_weigh_nothing_and_are_dropped_from_test_results(ti
     padded = (tmp_path / "padded" / "test_results.tsv").read_text()
     assert len(padded.splitlines()) == 7
     np.testing.assert_allclose(np.loadtxt(padded.splitlines()), np.loadtxt(plain.splitlines()), atol=1e-6)
-    plain_eval = estimator_utils.read_key_value_results(str(tmp_path / "plain" / "eval_results.txt"))
-    padded_eval = estimator_utils.read_key_value_results(str(tmp_path / "padded" / "eval_results.txt"))
+    plain_eval = read_key_value_results(str(tmp_path / "plain" / "eval_results.txt"))
+    padded_eval = read_key_value_results(str(tmp_path / "padded" / "eval_results.txt"))
     for key in ("eval_accuracy", "eval_f1", "eval_loss"):
         np.testing.assert_allclose(float(padded_eval[key]), float(plain_eval[key]), atol=1e-6, rtol=0,
                                    err_msg=key)

@@ -10,11 +10,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-from task_data import write_mrpc_like
-
-from bert.runtime import estimator as estimator_utils
 from cli_helpers import run_script
 from helpers import REPO_ROOT, make_tiny_model_dir
+from task_data import write_mrpc_like
+
+from bert.runtime import progress
 
 NUM_TRAIN, BATCH, EPOCHS, LOG_EVERY = 24, 4, 2, 4
 TOTAL_STEPS = NUM_TRAIN // BATCH * EPOCHS  # 12
@@ -97,7 +97,7 @@ def test_predict_with_fine_tuned_checkpoint_in_fresh_output_dir(trained):
 
 @pytest.mark.parametrize("every,total,expected", [(0, 30, 2), (0, 12, 1), (0, 343, 18), (0, 40, 2), (7, 30, 7)])
 def test_default_progress_interval_gives_at_most_twenty_lines(every, total, expected):
-    interval = estimator_utils.progress_interval(every, total)
+    interval = progress.progress_interval(every, total)
     assert interval == expected
     if every == 0:
         assert total // interval <= 20

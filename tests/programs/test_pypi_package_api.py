@@ -5,10 +5,11 @@ get_word_embedding_output, the dense_layer_2d/3d/3d_proj helpers of modeling and
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from cli_helpers import last_line, run_script
 
 from bert import modeling, tokenization
-from bert.runtime import estimator as estimator_utils
-from cli_helpers import last_line, run_script
+from bert.runtime.estimator import make_run_config
+from bert.runtime.options import RunSettings
 
 VOCAB = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]", "unused", "##1", "##0",
          "hello", "world", ".", "a", "b"]
@@ -130,6 +131,6 @@ def test_word_embedding_output_is_the_lookup_before_positions_and_types():
 
 
 def test_tpu_job_name_reaches_the_tpu_config(tmp_path):
-    named = estimator_utils.make_run_config(estimator_utils.RunSettings(str(tmp_path), tpu_job_name="my_worker"))
+    named = make_run_config(RunSettings(str(tmp_path), tpu_job_name="my_worker"))
     assert named.tpu_config.tpu_job_name == "my_worker"
-    assert estimator_utils.make_run_config(estimator_utils.RunSettings(str(tmp_path))).tpu_config.tpu_job_name is None
+    assert make_run_config(RunSettings(str(tmp_path))).tpu_config.tpu_job_name is None

@@ -9,7 +9,8 @@ from task_data import script_command, tiny_options, write_mrpc_like
 
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
-from bert.runtime import estimator as estimator_utils
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import RunSettings
 from bert.runtime.performance import PerformanceSettings
 
 NUM_EXAMPLES = 24
@@ -107,8 +108,8 @@ def test_partial_accumulation_leaves_weights_and_step_alone():
 
 
 def _run_settings(output_dir, **performance):
-    return estimator_utils.RunSettings(output_dir=str(output_dir), seed=1,
-                                       performance=PerformanceSettings(**performance))
+    return RunSettings(output_dir=str(output_dir), seed=1,
+                       performance=PerformanceSettings(**performance))
 
 
 @pytest.mark.slow
@@ -140,8 +141,8 @@ def test_micro_batches_reach_the_input_fn(tmp_path):
     def model_fn(features, labels, mode, params):
         raise RuntimeError("stop after the input_fn")
 
-    estimator = estimator_utils.make_estimator(model_fn, _run_settings(tmp_path, num_accumulation_steps=4),
-                                               train_batch_size=32, eval_batch_size=8, predict_batch_size=8)
+    estimator = make_estimator(model_fn, _run_settings(tmp_path, num_accumulation_steps=4),
+                               train_batch_size=32, eval_batch_size=8, predict_batch_size=8)
     with pytest.raises(RuntimeError, match="stop after the input_fn"):
         estimator.train(input_fn, max_steps=1)
     assert seen == [8]
@@ -153,15 +154,15 @@ def test_micro_batches_reach_the_input_fn(tmp_path):
 ])
 def test_bad_accumulation_settings(tmp_path, train_batch_size, performance, message):
     with pytest.raises(ValueError, match=message):
-        estimator_utils.make_estimator(lambda *args: None, _run_settings(tmp_path, **performance),
-                                       train_batch_size=train_batch_size)
+        make_estimator(lambda *args: None, _run_settings(tmp_path, **performance),
+                       train_batch_size=train_batch_size)
 
 
 def test_accumulation_is_refused_on_tpu(tmp_path):
     settings = _run_settings(tmp_path, num_accumulation_steps=2)
     settings.use_tpu = True
     with pytest.raises(ValueError, match="num_accumulation_steps > 1 is for GPUs and CPUs"):
-        estimator_utils.make_estimator(lambda *args: None, settings, train_batch_size=32)
+        make_estimator(lambda *args: None, settings, train_batch_size=32)
     with tf.Graph().as_default():
         loss = tf.reduce_sum(tf.get_variable("w", [2]))
         with pytest.raises(ValueError, match="not available with use_tpu"):

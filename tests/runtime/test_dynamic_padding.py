@@ -7,6 +7,7 @@ import random
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import TINY_VOCAB, make_tiny_model_dir, shared_path
 
 from bert import modeling, tokenization
 from bert.classifier import data as classifier_data
@@ -14,12 +15,12 @@ from bert.classifier import job as classifier_run
 from bert.classifier import model as classifier_model
 from bert.common.errors import UserError
 from bert.pretraining import job as pretraining
-from bert.runtime import estimator as estimator_utils
 from bert.runtime import input_pipeline, sequence_length
+from bert.runtime.estimator import make_estimator
+from bert.runtime.outputs import read_key_value_results
 from bert.runtime.sequence_length import LengthSettings
 from bert.squad import job as squad_run
 from bert.squad import model as squad_model
-from helpers import TINY_VOCAB, make_tiny_model_dir, shared_path
 
 MAX_SEQ_LENGTH = 64
 WORDS = [w for w in TINY_VOCAB[5:] if w.isalpha()]
@@ -253,7 +254,7 @@ def _train_steps(model_dir: str, data_dir: str, output_dir: str, lengths: Length
     config = modeling.BertConfig.from_json_file(options.bert_config_file)
     model_fn = classifier_model.model_fn_builder(config, 2, options.init_checkpoint, options.learning_rate,
                                                  num_steps, 1, False, False)
-    estimator = estimator_utils.make_estimator(_recording(model_fn), options.run, train_batch_size=8)
+    estimator = make_estimator(_recording(model_fn), options.run, train_batch_size=8)
     phase = classifier_run._Phase(options, processor, tokenizer, estimator)
     path = phase._write_records(processor.get_train_examples(data_dir), "train.tf_record")
     recorder = _StepRecorder()
@@ -263,7 +264,7 @@ def _train_steps(model_dir: str, data_dir: str, output_dir: str, lengths: Length
 
 @pytest.mark.slow
 def test_training_losses_with_dynamic_padding_equal_the_fixed_length_run(no_dropout_model_dir, mrpc_dir, tmp_path,
-                                                                       monkeypatch):
+                                                                         monkeypatch):
     monkeypatch.setattr(classifier_model, "HEAD_DROPOUT_RATE", 0.0)
     fixed_losses, fixed_shapes = _train_steps(no_dropout_model_dir, mrpc_dir, str(tmp_path / "fixed"),
                                               LengthSettings(MAX_SEQ_LENGTH))
@@ -303,7 +304,7 @@ def test_classifier_eval_and_predict_files_equal_the_fixed_length_run(tiny_model
         output_dir = str(tmp_path / name)
         classifier_run.run(_classifier_options(tiny_model_dir, mrpc_dir, output_dir, trained_classifier,
                                                do_eval=True, do_predict=True, dynamic_padding=dynamic))
-        outputs[name] = (estimator_utils.read_key_value_results(os.path.join(output_dir, "eval_results.txt")),
+        outputs[name] = (read_key_value_results(os.path.join(output_dir, "eval_results.txt")),
                          np.loadtxt(os.path.join(output_dir, "test_results.tsv")))
     (fixed_eval, fixed_test), (cut_eval, cut_test) = outputs["fixed"], outputs["cut"]
     assert fixed_eval.keys() == cut_eval.keys()
@@ -314,7 +315,7 @@ def test_classifier_eval_and_predict_files_equal_the_fixed_length_run(tiny_model
     # The cut run wrote its records shortest first.
     spec = classifier_data.classifier_feature_spec(MAX_SEQ_LENGTH)
     written = [r["input_mask"].sum() for r in input_pipeline.read_tfrecord(str(tmp_path / "cut" /
-                                                                              "predict.tf_record"), spec)]
+                                                                               "predict.tf_record"), spec)]
     assert written[:28] == sorted(written[:28]) and len(set(written)) > 3  # the last, partial batch stays last
 
 
@@ -378,7 +379,7 @@ def test_squad_prediction_files_equal_the_fixed_length_run(tiny_model_dir, tmp_p
                                        atol=1e-5, rtol=0)
     spec = squad_run.squad.feature_spec(MAX_SEQ_LENGTH, is_training=False)
     written = [r["input_mask"].sum() for r in input_pipeline.read_tfrecord(str(tmp_path / "cut" /
-                                                                              "eval.tf_record"), spec)]
+                                                                               "eval.tf_record"), spec)]
     assert written == sorted(written) and written[0] < MAX_SEQ_LENGTH - 8
 
 

@@ -10,10 +10,10 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import REPO_ROOT
 
 from bert.runtime import performance
 from bert.runtime.performance import PerformanceSettings
-from helpers import REPO_ROOT
 
 # Both children train a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates
 # of a global batch of 16 with `train(name, **performance_settings)`; argv: repository, work folder.
@@ -32,7 +32,9 @@ from helpers import make_tiny_model_dir
 from task_data import tiny_options, write_mrpc_like
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
-from bert.runtime import estimator as estimator_utils
+from bert.runtime.estimator import make_estimator
+from bert.runtime.options import RunSettings
+from bert.runtime import specs
 from bert.runtime.performance import PerformanceSettings
 
 work = sys.argv[2]
@@ -48,7 +50,7 @@ def input_fn(params):
     return tf.data.Dataset.from_tensor_slices(data).repeat().batch(params["batch_size"], drop_remainder=True)
 
 def model_fn(features, labels, mode, params):
-    settings = estimator_utils.run_params(params).performance  # what make_estimator hands a model_fn
+    settings = specs.run_params(params).performance  # what make_estimator hands a model_fn
     model = modeling.BertModel(config, is_training=True, input_ids=features["input_ids"],
                                input_mask=features["input_mask"],
                                gradient_checkpointing=settings.gradient_checkpointing)
@@ -63,8 +65,8 @@ def model_fn(features, labels, mode, params):
 
 def fit(name, **settings):
     out = os.path.join(work, name)
-    run = estimator_utils.RunSettings(output_dir=out, seed=1, performance=PerformanceSettings(**settings))
-    estimator = estimator_utils.make_estimator(model_fn, run, train_batch_size=16, eval_batch_size=8,
+    run = RunSettings(output_dir=out, seed=1, performance=PerformanceSettings(**settings))
+    estimator = make_estimator(model_fn, run, train_batch_size=16, eval_batch_size=8,
                                                predict_batch_size=8)
     estimator.train(input_fn, max_steps=3)
     return out
@@ -79,8 +81,8 @@ def train(name, **settings):
 # runner end to end; prints the largest weight differences from the one-device run.
 _MIRRORED_CHILD = _IMPORTS + _SPLIT_CPU + _TRAINING + r"""
 single = train("single")
-report = {"replicas": estimator_utils.make_estimator(
-    model_fn, estimator_utils.RunSettings(output_dir=os.path.join(work, "x"),
+report = {"replicas": make_estimator(
+    model_fn, RunSettings(output_dir=os.path.join(work, "x"),
                                           performance=PerformanceSettings(distribution_strategy="mirrored")),
     train_batch_size=16).config.train_distribute.num_replicas_in_sync}
 for name, settings in [("mirrored", dict(distribution_strategy="mirrored")),

@@ -8,14 +8,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import needs_bfloat16_kernels
 from task_data import script_command, tiny_options, write_mrpc_like
 
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
-from bert.runtime import estimator as estimator_utils
 from bert.runtime import performance
+from bert.runtime.estimator import make_run_config
+from bert.runtime.options import RunSettings
+from bert.runtime.outputs import read_key_value_results
 from bert.runtime.performance import PerformanceSettings
-from helpers import needs_bfloat16_kernels
 
 
 @pytest.mark.parametrize("settings, use_tpu, message", [
@@ -33,7 +35,7 @@ def test_settings_validation(settings, use_tpu, message):
 
 def test_defaults_leave_the_session_alone():
     assert performance.session_config(PerformanceSettings()) is None
-    assert estimator_utils.make_run_config(estimator_utils.RunSettings(output_dir="/tmp/x")).session_config is None
+    assert make_run_config(RunSettings(output_dir="/tmp/x")).session_config is None
 
 
 def test_session_config_enables_the_rewrites():
@@ -92,8 +94,8 @@ def test_fp32_graph_has_no_bfloat16():
 
 
 def _run_settings(output_dir, **settings):
-    return estimator_utils.RunSettings(output_dir=str(output_dir), seed=1,
-                                       performance=PerformanceSettings(**settings))
+    return RunSettings(output_dir=str(output_dir), seed=1,
+                       performance=PerformanceSettings(**settings))
 
 
 @pytest.mark.slow
@@ -193,7 +195,7 @@ def test_script_runs_with_bf16_and_xla(tiny_model_dir, tmp_path):
                              "--precision=bf16", "--use_xla=true")
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
-    results = estimator_utils.read_key_value_results(str(out / "eval_results.txt"))
+    results = read_key_value_results(str(out / "eval_results.txt"))
     assert int(results["global_step"]) == 2 and np.isfinite(float(results["eval_loss"]))
     bad = subprocess.run(command + ["--precision=fp8"], capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "precision" in bad.stderr
