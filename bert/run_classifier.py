@@ -45,11 +45,7 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", None, "The folder holding the task's .tsv files.")
     flags.DEFINE_string("task_name", None,
                         f"The task to run: one of {', '.join(sorted(classifier_data.PROCESSORS))}.")
-    common_flags.define_model_flags()
-    common_flags.define_preserve_unused_tokens_flag()
-    common_flags.define_output_dir_flag()
-    common_flags.define_fine_tuning_flags(max_seq_length=128)
-    common_flags.define_training_run_flags(with_export=True)
+    common_flags.define_fine_tuning_program_flags(max_seq_length=128)
 
 
 def main() -> None:

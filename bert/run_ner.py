@@ -41,11 +41,7 @@ def define_flags() -> None:
     flags.DEFINE_integer("doc_stride", 64,
                          "A sentence longer than max_seq_length - 2 sub-tokens is split into windows starting this "
                          "many sub-tokens apart; each word is predicted in the window where it has most context.")
-    common_flags.define_model_flags()
-    common_flags.define_preserve_unused_tokens_flag()
-    common_flags.define_output_dir_flag()
-    common_flags.define_fine_tuning_flags(max_seq_length=128)
-    common_flags.define_training_run_flags(with_export=True)
+    common_flags.define_fine_tuning_program_flags(max_seq_length=128)
 
 
 def main() -> None:

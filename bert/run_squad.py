@@ -95,11 +95,7 @@ def define_flags() -> None:
     flags.DEFINE_bool("version_2_with_negative", False, "SQuAD 2.0: some questions have no answer.")
     flags.DEFINE_float("null_score_diff_threshold", 0.0,
                        "SQuAD 2.0: predict no answer when null score - best non-null score is above this.")
-    common_flags.define_model_flags()
-    common_flags.define_preserve_unused_tokens_flag()
-    common_flags.define_output_dir_flag()
-    common_flags.define_fine_tuning_flags(max_seq_length=384, with_eval=False)
-    common_flags.define_training_run_flags(with_export=True)
+    common_flags.define_fine_tuning_program_flags(max_seq_length=384, with_eval=False)
 
 
 def main() -> None:

@@ -189,6 +189,16 @@ def define_training_run_flags(with_export: bool = False) -> None:
         define_export_flag()
 
 
+def define_fine_tuning_program_flags(max_seq_length: int, with_eval: bool = True) -> None:
+    """Every flag a program that fine-tunes a pre-trained BERT shares (run_classifier, run_squad, run_ner): the
+    model, output folder, phases, run, TPU, performance and export flags."""
+    define_model_flags()
+    define_preserve_unused_tokens_flag()
+    define_output_dir_flag()
+    define_fine_tuning_flags(max_seq_length=max_seq_length, with_eval=with_eval)
+    define_training_run_flags(with_export=True)
+
+
 # Checked before any program starts its work, for the flags the program defines: (test, what it must be).
 _POSITIVE = (lambda value: value > 0, "must be greater than 0")
 _NON_NEGATIVE = (lambda value: value >= 0, "must be 0 or more")
