@@ -26,20 +26,26 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    python_requires=">=3.9,<3.12",
+    python_requires=">=3.9,<3.14",
     packages=find_packages(include=["bert", "bert.*"]),
     # Packages at the top of the checkout: an editable install is then one .pth line, without the import hook
     # (and the notice) setuptools otherwise adds.
     package_dir={"": "."},
+    # Two stacks, chosen by the interpreter (bert.runtime.engine runs the programs on both): TensorFlow 2.15, the
+    # last with tf.estimator and TPUEstimator, has wheels up to Python 3.11; Python 3.12 and 3.13 get TensorFlow
+    # 2.16-2.21, whose tf.compat.v1 keeps everything else the programs use.
     install_requires=[
-        "tensorflow>=2.15,<2.16",
-        "numpy<2",
+        "tensorflow>=2.15,<2.16; python_version < '3.12'",
+        "numpy<2; python_version < '3.12'",
+        "tensorflow>=2.16,<2.22; python_version >= '3.12'",
+        "numpy>=1.26,<3; python_version >= '3.12'",
         "absl-py",
         "six",
     ],
     extras_require={
         "test": ["pytest"],
-        "hub": ["tensorflow-hub==0.15.0"],
+        # hub.Module (TF1 Hub format) left tensorflow-hub in 0.16 and needs tf.estimator-era TensorFlow.
+        "hub": ["tensorflow-hub==0.15.0; python_version < '3.12'"],
     },
     entry_points={"console_scripts": [f"{command} = {target}" for command, target in COMMANDS.items()]},
     classifiers=[

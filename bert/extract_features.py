@@ -94,6 +94,7 @@ def define_flags() -> None:
                       "[New] Value type of --output_format=npz; float16 halves the file.")
     common_flags.define_performance_flags(training=False)
     common_flags.define_dynamic_padding_flag()
+    common_flags.define_engine_flag()
 
 
 def extract_from_flags() -> None:
@@ -112,7 +113,8 @@ def extract_from_flags() -> None:
         num_tpu_cores=FLAGS.num_tpu_cores,
         performance=PerformanceSettings.from_flags(FLAGS),
         dynamic_padding=FLAGS.dynamic_padding,
-        preserve_unused_tokens=FLAGS.preserve_unused_tokens)
+        preserve_unused_tokens=FLAGS.preserve_unused_tokens,
+        engine=FLAGS.engine)
     feature_extraction.write_features_file(extractor, FLAGS.input_file, FLAGS.output_file,
                                            output_format=FLAGS.output_format, npz_dtype=FLAGS.npz_dtype)
 

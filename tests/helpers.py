@@ -87,5 +87,12 @@ def make_tiny_model_dir(path: str, vocab_words=TINY_VOCAB, seed: int = 0, **conf
     return path
 
 
+def available_engines() -> tuple:
+    """The engines (bert.runtime.engine) this TensorFlow runs: both on 2.15, the session engine only on 2.16+."""
+    from bert.runtime.specs import estimator_available
+
+    return ("estimator", "session") if estimator_available() else ("session",)
+
+
 needs_bfloat16_kernels = pytest.mark.skipif(
     not onednn_runs_bfloat16(), reason="oneDNN runs no bfloat16 kernels here (no bfloat16 instructions, or oneDNN off)")

@@ -34,6 +34,13 @@ def load_module(path: str, module_name: str, tensorflow_stand_in: types.ModuleTy
     return module
 
 
+def _has_estimator(tf) -> bool:
+    try:
+        return tf.estimator.tpu is not None
+    except (AttributeError, ImportError):
+        return False
+
+
 def tensorflow1_stand_in() -> types.ModuleType:
     """`tensorflow.compat.v1` plus the `tf.contrib` members the original's modeling, optimization and
     run_classifier use, mapped to their TF 2.15 homes. Enough to run the original's programs unchanged.
@@ -55,14 +62,17 @@ def tensorflow1_stand_in() -> types.ModuleType:
             return tf.nn.batch_normalization(inputs, mean, variance, offset=beta, scale=gamma,
                                              variance_epsilon=1e-12)
 
-    tpu = tf.estimator.tpu
     stand_in = types.ModuleType("tensorflow")
     stand_in.__dict__.update(vars(tf))
+    contrib_tpu = types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer)
+    if _has_estimator(tf):  # TensorFlow 2.16+ has none: there only the original's tokenizer and data code run
+        tpu = tf.estimator.tpu
+        contrib_tpu.__dict__.update(RunConfig=tpu.RunConfig, TPUConfig=tpu.TPUConfig, TPUEstimator=tpu.TPUEstimator,
+                                    InputPipelineConfig=tpu.InputPipelineConfig,
+                                    TPUEstimatorSpec=tpu.TPUEstimatorSpec)
     stand_in.contrib = types.SimpleNamespace(
         layers=types.SimpleNamespace(layer_norm=contrib_layer_norm),
-        tpu=types.SimpleNamespace(CrossShardOptimizer=tf.tpu.CrossShardOptimizer, RunConfig=tpu.RunConfig,
-                                  TPUConfig=tpu.TPUConfig, InputPipelineConfig=tpu.InputPipelineConfig,
-                                  TPUEstimator=tpu.TPUEstimator, TPUEstimatorSpec=tpu.TPUEstimatorSpec),
+        tpu=contrib_tpu,
         cluster_resolver=types.SimpleNamespace(TPUClusterResolver=tf.distribute.cluster_resolver.TPUClusterResolver),
         data=types.SimpleNamespace(map_and_batch=tf.data.experimental.map_and_batch))
     return stand_in

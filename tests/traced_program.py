@@ -2,7 +2,7 @@
 
     python tests/traced_program.py REPORT.json bert.run_classifier --task_name=... [flags]
 
-Every Estimator.train call gets a hook asking each training step for full-trace run metadata with the partition
+Every training call of either engine (Estimator.train, SessionEstimator.train) gets a hook asking each training step for full-trace run metadata with the partition
 graphs, i.e. the graphs after Grappler's rewrites (mixed precision, oneDNN kernels, XLA clustering) as they
 actually ran. REPORT.json gets, over all traced steps:
   op_types: sorted op types that ran;
@@ -55,14 +55,21 @@ class GraphTraceHook(tf.train.SessionRunHook):
 
 
 def main(report_path: str, program: str, *flags: str) -> None:
-    untraced_train = tf.estimator.Estimator.train
+    from bert.runtime.session_engine import SessionEstimator
+    from bert.runtime.specs import estimator_available
 
+    engines = [SessionEstimator] + ([tf.estimator.Estimator] if estimator_available() else [])  # TPUEstimator too
+    for engine in engines:
+        engine.train = _traced(engine.train, report_path)
+    sys.argv = [program, *flags]
+    importlib.import_module(program).main()
+
+
+def _traced(untraced_train, report_path: str):
     def traced_train(self, input_fn, hooks=None, **kwargs):
         return untraced_train(self, input_fn, hooks=[*(hooks or []), GraphTraceHook(report_path)], **kwargs)
 
-    tf.estimator.Estimator.train = traced_train  # TPUEstimator inherits it
-    sys.argv = [program, *flags]
-    importlib.import_module(program).main()
+    return traced_train
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from bert.classifier import data as classifier_data
 from bert.classifier import model as classifier_model
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.runtime import checkpoints, export, sequence_length, specs
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import REQUIRED, FineTuningOptions
 from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained

@@ -10,8 +10,8 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
 from bert.runtime import specs
+from bert.runtime.specs import ModeKeys
 
-ModeKeys = tf.estimator.ModeKeys
 
 HEAD_DROPOUT_RATE = 0.1  # the original's dropout on the pooled vector while training
 
@@ -186,10 +186,10 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
             return specs.train_spec(total_loss, learning_rate, num_train_steps, num_warmup_steps,
                                     use_tpu, scaffold_fn, params)
         if mode == ModeKeys.EVAL:
-            return tf.estimator.tpu.TPUEstimatorSpec(
-                mode=mode, loss=total_loss, scaffold_fn=scaffold_fn,
+            return specs.model_spec(
+                mode, loss=total_loss, scaffold_fn=scaffold_fn,
                 eval_metrics=(metric_fn, [per_example_loss, label_ids, logits, is_real_example]))
-        return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions={"probabilities": probabilities},
+        return specs.model_spec(mode, predictions={"probabilities": probabilities},
                                                  scaffold_fn=scaffold_fn)
 
     return model_fn

@@ -42,7 +42,7 @@ import tensorflow.compat.v1 as tf
 from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.runtime import encoding, input_pipeline, specs
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import RunSettings
 from bert.runtime.performance import PerformanceSettings
 from bert.runtime.pretrained import load_pretrained
@@ -223,7 +223,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, lay
     seq_length, hidden] holding the encoder layers `layer_indexes` in that order."""
 
     def model_fn(features, labels, mode, params):  # pylint: disable=unused-argument
-        if mode != tf.estimator.ModeKeys.PREDICT:
+        if mode != specs.ModeKeys.PREDICT:
             raise ValueError(f"feature extraction only supports PREDICT mode, got {mode}")
         model = modeling.BertModel(
             config=bert_config,
@@ -238,7 +238,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, lay
             "unique_ids": features["unique_ids"],
             "layer_outputs": tf.stack([all_layers[i] for i in layer_indexes], axis=1),  # [B, K, S, H]
         }
-        return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+        return specs.model_spec(mode, predictions=predictions, scaffold_fn=scaffold_fn)
 
     return model_fn
 
@@ -298,7 +298,8 @@ class FeatureExtractor:
                  num_tpu_cores: int = 8,
                  performance: Optional[PerformanceSettings] = None,
                  dynamic_padding: bool = False,
-                 preserve_unused_tokens: bool = False):
+                 preserve_unused_tokens: bool = False,
+                 engine: str = "auto"):
         """Reads the config and vocabulary and validates every setting before any model work.
 
         Args:
@@ -316,6 +317,8 @@ class FeatureExtractor:
             float rounding (bert.runtime.sequence_length cuts them, as for the tasks; not with use_tpu). False (the
             default) runs the original's batches, for bit-identical values.
           preserve_unused_tokens: keep the vocabulary's "[unusedN]" entries whole (`tokenization.preserve_token`).
+          engine: [new] what runs the model, one of bert.runtime.engine.ENGINES (auto: the Estimator where
+            TensorFlow has it).
 
         Raises:
           FileNotFoundError: the config, checkpoint or vocabulary is missing.
@@ -340,6 +343,7 @@ class FeatureExtractor:
         self.performance = performance or PerformanceSettings()
         self.performance.validate(use_tpu)
         self.dynamic_padding = dynamic_padding
+        self.engine = engine
         self.lengths = LengthSettings.for_run(max_seq_length, dynamic_padding, use_tpu=use_tpu,
                                               use_xla=self.performance.use_xla, token_features=TOKEN_FEATURES)
 
@@ -369,7 +373,8 @@ class FeatureExtractor:
                 model_fn_builder(self.bert_config, self.init_checkpoint, self.layer_indexes, self.use_tpu,
                                  self.use_one_hot_embeddings),
                 RunSettings(output_dir=work_dir, use_tpu=self.use_tpu, master=self.master,
-                            num_tpu_cores=self.num_tpu_cores, performance=self.performance),
+                            num_tpu_cores=self.num_tpu_cores, performance=self.performance,
+                            engine=self.engine),
                 predict_batch_size=self.batch_size)
             input_fn = input_pipeline.input_fn_builder(record_file, feature_spec(self.max_seq_length),
                                                        is_training=False, drop_remainder=False, lengths=self.lengths)

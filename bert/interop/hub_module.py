@@ -23,6 +23,7 @@ import tensorflow.compat.v1 as tf
 from bert import modeling, tokenization
 from bert.common.errors import UserError
 from bert.runtime import checkpoints
+from bert.runtime.specs import estimator_available
 
 TOKENS_SIGNATURE = "tokens"
 TOKENIZATION_INFO_SIGNATURE = "tokenization_info"
@@ -34,7 +35,11 @@ MODULE_DEF_FILE = "tfhub_module.pb"  # what makes a folder a TF1 Hub module
 
 
 def import_hub():
-    """tensorflow_hub, or a UserError saying how to install the one release that still has `hub.Module`."""
+    """tensorflow_hub, or a UserError saying how to get the one release that still has `hub.Module`."""
+    if not estimator_available():
+        raise UserError(f"TF Hub modules (hub.Module) need TensorFlow 2.15 with tensorflow-hub 0.15.0, and this is "
+                        f"TensorFlow {tf.__version__}: use the TensorFlow 2.15 stack (Python 3.9-3.11; "
+                        "bash scripts/setup_env.sh --stack tf2.15)")
     try:
         import tensorflow_hub as hub
     except ImportError as error:

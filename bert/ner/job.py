@@ -20,7 +20,7 @@ from bert.ner import metrics as ner_metrics
 from bert.ner import model as ner_model
 from bert.ner.data import Sentence
 from bert.runtime import checkpoints, export, sequence_length, specs
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import REQUIRED, FineTuningOptions
 from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained

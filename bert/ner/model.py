@@ -11,8 +11,8 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling
 from bert.runtime import specs
+from bert.runtime.specs import ModeKeys
 
-ModeKeys = tf.estimator.ModeKeys
 
 
 def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids: tf.Tensor, input_mask: tf.Tensor,
@@ -77,7 +77,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
             loss = weighted_token_loss(logits, features["label_ids"], label_weights)
             return specs.train_spec(loss, learning_rate, num_train_steps, num_warmup_steps, use_tpu,
                                     scaffold_fn, params)
-        return tf.estimator.tpu.TPUEstimatorSpec(
-            mode=mode, predictions={"probabilities": tf.nn.softmax(logits, axis=-1)}, scaffold_fn=scaffold_fn)
+        return specs.model_spec(
+            mode, predictions={"probabilities": tf.nn.softmax(logits, axis=-1)}, scaffold_fn=scaffold_fn)
 
     return model_fn

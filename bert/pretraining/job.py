@@ -16,12 +16,12 @@ from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
 from bert.pretraining import data as pretraining_data
 from bert.runtime import checkpoints, input_pipeline, specs
-from bert.runtime.estimator import make_estimator
+from bert.runtime.specs import ModeKeys
+from bert.runtime.engine import make_estimator
 from bert.runtime.input_pipeline import Feature
 from bert.runtime.options import RunSettings, TaskOptions
 from bert.runtime.outputs import write_key_value_results
 
-ModeKeys = tf.estimator.ModeKeys
 
 NUM_CPU_THREADS = 4  # the original's input_fn default: files read in parallel while training
 RECORDS_CHECKED_PER_FILE = 16  # leading records of each input file whose shapes and ids are validated
@@ -174,7 +174,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
             metric_inputs = [masked_lm_example_loss, masked_lm_log_probs, features["masked_lm_ids"],
                              features["masked_lm_weights"], next_sentence_example_loss, next_sentence_log_probs,
                              features["next_sentence_labels"]]
-            return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, loss=total_loss, scaffold_fn=scaffold_fn,
+            return specs.model_spec(mode, loss=total_loss, scaffold_fn=scaffold_fn,
                                                      eval_metrics=(metric_fn, metric_inputs))
         raise ValueError(f"Only TRAIN and EVAL modes are supported: {mode}")
 

@@ -1,4 +1,4 @@
-"""Building the Estimator that runs a task's model_fn.
+"""The Estimator engine (see bert.runtime.engine, which chooses it): TensorFlow 2.15 and earlier only.
 
 TPUEstimator is used everywhere: with `use_tpu=False` it runs on CPU and GPU unchanged. The one exception is opt-in
 data-parallel training (`performance.distribution_strategy`), which TPUEstimator cannot do: it gets a plain
@@ -9,16 +9,16 @@ from typing import Callable, Dict, Optional
 
 import tensorflow.compat.v1 as tf
 
-from bert.common.errors import UserError
 from bert.runtime import performance
 from bert.runtime.options import RunSettings
-from bert.runtime.outputs import make_output_dir
-from bert.runtime.performance import PerformanceSettings
-from bert.runtime.progress import PredictionProgressHook, ProgressSettings
-from bert.runtime.specs import RUN_PARAMS, RunParams
+from bert.runtime.specs import ModeKeys, estimator_available
+
+if not estimator_available():
+    raise ImportError(f"bert.runtime.estimator needs tf.estimator, which TensorFlow {tf.__version__} does not have "
+                      "(it was removed in 2.16): use bert.runtime.engine.make_estimator, which runs the session "
+                      "engine there")
 
 tpu_estimator = tf.estimator.tpu
-ModeKeys = tf.estimator.ModeKeys
 
 
 def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
@@ -47,64 +47,24 @@ def _shared_run_config_arguments(settings: RunSettings) -> dict:
                 session_config=performance.session_config(settings.performance))
 
 
-def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: Optional[int] = None,
-                   eval_batch_size: Optional[int] = None, predict_batch_size: Optional[int] = None,
-                   params: Optional[dict] = None) -> tf.estimator.Estimator:
-    """A TPUEstimator for `model_fn`; batch sizes reach the input_fn as `params["batch_size"]`.
-
-    `train_batch_size` is the batch of one optimizer update. With `settings.performance.num_accumulation_steps` N
-    the input_fn is asked for micro-batches of train_batch_size / N; with a distribution strategy each replica gets
-    an equal share of that (and the Estimator is a plain one, see `DistributedEstimator`).
-    """
-    settings.performance.validate(settings.use_tpu)
-    make_output_dir(settings.output_dir)
-    micro_batch_size = _micro_batch_size(train_batch_size, settings.performance.num_accumulation_steps)
-    reports_progress = not (settings.use_tpu or settings.performance.is_distributed)
-    progress = ProgressSettings(settings.log_every_steps, train_batch_size, settings.output_dir)
-    model_fn = _with_run_params(model_fn, settings.performance, progress if reports_progress else None)
+def make_tpu_estimator(model_fn: Callable, settings: RunSettings, batch_sizes: Dict[str, Optional[int]],
+                       params: Optional[dict] = None) -> tf.estimator.Estimator:
+    """A TPUEstimator for `model_fn` (already given its run's settings by bert.runtime.engine), or with a
+    distribution strategy a DistributedEstimator; `batch_sizes` maps each mode to its batch (training: micro-batch)."""
     if settings.performance.is_distributed:
         strategy = performance.make_distribution_strategy(settings.performance)
-        _check_divides(micro_batch_size, strategy.num_replicas_in_sync, "replicas (distribution_strategy)")
-        batch_sizes = {ModeKeys.TRAIN: micro_batch_size, ModeKeys.EVAL: eval_batch_size,
-                       ModeKeys.PREDICT: predict_batch_size}
+        performance.check_batch_divides(batch_sizes[ModeKeys.TRAIN], strategy.num_replicas_in_sync,
+                                        "replicas (distribution_strategy)")
         return DistributedEstimator(model_fn, make_distributed_run_config(settings, strategy), batch_sizes, params)
     return tpu_estimator.TPUEstimator(
         use_tpu=settings.use_tpu,
         model_fn=model_fn,
         config=make_run_config(settings),
         params=params,
-        train_batch_size=micro_batch_size,
-        eval_batch_size=eval_batch_size,
-        predict_batch_size=predict_batch_size,
+        train_batch_size=batch_sizes[ModeKeys.TRAIN],
+        eval_batch_size=batch_sizes[ModeKeys.EVAL],
+        predict_batch_size=batch_sizes[ModeKeys.PREDICT],
         export_to_tpu=False)  # SavedModels (bert.runtime.export) are for CPU/GPU serving
-
-
-def _micro_batch_size(train_batch_size: Optional[int], num_accumulation_steps: int) -> Optional[int]:
-    if train_batch_size is None or num_accumulation_steps == 1:
-        return train_batch_size
-    _check_divides(train_batch_size, num_accumulation_steps, "micro-batches (num_accumulation_steps)")
-    return train_batch_size // num_accumulation_steps
-
-
-def _check_divides(batch_size: Optional[int], parts: int, what: str) -> None:
-    if batch_size is not None and batch_size % parts:
-        raise UserError(f"a training batch of {batch_size} examples cannot be split evenly into {parts} {what}: "
-                        f"choose a train_batch_size that is a multiple of {parts}")
-
-
-def _with_run_params(model_fn: Callable, settings: PerformanceSettings,
-                     progress: Optional[ProgressSettings]) -> Callable:
-    """`model_fn` given `settings` (and, when `progress` is given, progress reporting) in its params
-    (`run_params`): train_spec adds a TrainingProgressHook, prediction specs get a PredictionProgressHook."""
-
-    def model_fn_with_run_params(features, labels, mode, params):
-        spec = model_fn(features, labels, mode, dict(params or {}, **{RUN_PARAMS: RunParams(settings, progress)}))
-        if progress is not None and mode == ModeKeys.PREDICT and spec.predictions is not None:
-            hooks = tuple(spec.prediction_hooks or ()) + (PredictionProgressHook(spec.predictions),)
-            spec = spec._replace(prediction_hooks=hooks)
-        return spec
-
-    return model_fn_with_run_params
 
 
 def make_distributed_run_config(settings: RunSettings, strategy: tf.distribute.Strategy) -> tf.estimator.RunConfig:

@@ -8,12 +8,13 @@ as zeros.
 
 import os
 import re
-from typing import Callable, Dict, Mapping, Optional
+from typing import Callable, Dict, Mapping, NamedTuple, Optional
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
 from bert.runtime.input_pipeline import Feature, FeatureSpec
+from bert.runtime.specs import estimator_available
 
 SERVING_TAG = tf.saved_model.SERVING
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -26,9 +27,16 @@ def _tensor_dtype(feature: Feature) -> tf.DType:
     return tf.float32 if feature.dtype == "float32" else tf.int32
 
 
-def serving_input_receiver_fn(serving_features: FeatureSpec, zero_features: FeatureSpec = ()
-                              ) -> Callable[[], tf.estimator.export.ServingInputReceiver]:
-    """The receiver: one placeholder [batch_size, *shape] per serving feature, zeros for each of `zero_features`."""
+class ServingInputs(NamedTuple):
+    """What the session engine needs of a serving input receiver (the Estimator's ServingInputReceiver has more)."""
+
+    features: Dict[str, tf.Tensor]
+    receiver_tensors: Dict[str, tf.Tensor]
+
+
+def serving_input_receiver_fn(serving_features: FeatureSpec, zero_features: FeatureSpec = ()) -> Callable:
+    """The receiver: one placeholder [batch_size, *shape] per serving feature, zeros for each of `zero_features`;
+    a tf.estimator ServingInputReceiver where TensorFlow has the Estimator, else ServingInputs."""
     if not serving_features:
         raise ValueError("serving_input_receiver_fn needs at least one serving feature")
 
@@ -39,17 +47,19 @@ def serving_input_receiver_fn(serving_features: FeatureSpec, zero_features: Feat
         features = dict(inputs)
         for f in zero_features:
             features[f.name] = tf.zeros(tf.stack([batch_size] + list(f.shape)), _tensor_dtype(f))
-        return tf.estimator.export.ServingInputReceiver(features, inputs)
+        if estimator_available():
+            return tf.estimator.export.ServingInputReceiver(features, inputs)
+        return ServingInputs(features, inputs)
 
     return receiver_fn
 
 
-def export_saved_model(estimator: tf.estimator.Estimator, export_dir: str, serving_features: FeatureSpec,
+def export_saved_model(estimator, export_dir: str, serving_features: FeatureSpec,
                        zero_features: FeatureSpec = (), checkpoint_path: Optional[str] = None) -> str:
     """Writes a SavedModel of `estimator`'s PREDICT graph into a new numbered subdirectory of `export_dir`.
 
     Args:
-      estimator: the task's (TPU)Estimator.
+      estimator: the task's engine (bert.runtime.engine.make_estimator).
       export_dir: parent directory; each export gets a subdirectory named by its timestamp (TF Serving's versions).
       serving_features: the features clients send, in signature order.
       zero_features: features the model_fn needs that are fed as zeros.
@@ -77,7 +87,7 @@ def export_saved_model(estimator: tf.estimator.Estimator, export_dir: str, servi
     return path
 
 
-def export_task_model(estimator: tf.estimator.Estimator, export_dir: str, feature_spec: FeatureSpec,
+def export_task_model(estimator, export_dir: str, feature_spec: FeatureSpec,
                       fallback_checkpoint: Optional[str] = None) -> str:
     """Exports a task's model for serving: the newest checkpoint in the estimator's model_dir (the fine-tuned
     weights), else `fallback_checkpoint`; clients send SERVING_FEATURE_NAMES, the rest of `feature_spec` is zeros."""

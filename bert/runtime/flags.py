@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 from absl import app, flags
 
 from bert.common.errors import UserError, report_error, user_errors_reported  # noqa: F401 (user_errors_reported: API)
+from bert.runtime import engine
 from bert.runtime import logs as program_logging
 from bert.runtime import performance
 from bert.runtime.options import RunSettings, dataclass_from_flags
@@ -105,6 +106,16 @@ def define_run_flags() -> None:
     flags.DEFINE_integer("log_every_steps", 0,
                          "[New] Print a progress line (step/total, mean loss, learning rate, examples/s, ETA) every "
                          "this many training steps; 0 = at most about 20 lines per run (total steps / 20, rounded up).")
+    define_engine_flag()
+
+
+@_flag_group("Run and checkpoints")
+def define_engine_flag() -> None:
+    """[New] --engine: what runs the model (bert.runtime.engine)."""
+    flags.DEFINE_enum("engine", "auto", list(engine.ENGINES),
+                      "[New] What runs the model: estimator (TPUEstimator, the original's; TensorFlow 2.15 only), "
+                      "session (TensorFlow's session machinery, for TensorFlow 2.16 and later, which have no "
+                      "Estimator) or auto (the Estimator where it exists). Both write the same checkpoints and files.")
 
 
 @_flag_group("Training, evaluation and prediction")

@@ -2,7 +2,8 @@
 
 By default a program shows its own lines and TensorFlow's warnings that matter, each once. Hidden: TensorFlow's C++
 start-up lines (oneDNN, CUDA, TensorRT: they are printed while `import tensorflow` runs, so `quiet_start` sets
-TF_CPP_MIN_LOG_LEVEL, and a program calls it before that import), its deprecation warnings and the Estimator's
+TF_CPP_MIN_LOG_LEVEL and, since TensorFlow 2.16+ print some regardless, imports TensorFlow itself with those lines
+held back; a program calls it before anything imports TensorFlow), its deprecation warnings and the Estimator's
 internal INFO lines (RunConfig dump, "Calling model_fn", ...) except those saying which checkpoint is saved or
 restored. absl's `--verbosity=1` (or `-v 1`) shows all of them in absl's long format; a TF_CPP_MIN_LOG_LEVEL already
 set in the environment is left as it is. Importing this module (or any of `bert`) changes nothing: only a program
@@ -14,6 +15,8 @@ import importlib.util
 import logging
 import os
 import re
+import sys
+import tempfile
 from typing import Sequence
 
 QUIET_TF_CPP_MIN_LOG_LEVEL = "3"  # the CUDA registration lines at import are C++ errors, not just info
@@ -21,6 +24,12 @@ _SHORT_FORMAT = "%(levelname).1s %(asctime)s %(message)s"
 _NOISY_WARNINGS = re.compile(
     r"is deprecated|eval_on_tpu ignored|includes params argument, but params are not passed|"
     r"Using temporary folder as model directory")
+# What TensorFlow's C++ code prints while it is imported, with or without TF_CPP_MIN_LOG_LEVEL (2.16+ log through
+# absl, which prints its first lines whatever that says); other lines printed then are shown.
+_START_UP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations|cpu_feature_guard|"
+    r"To enable the following instructions|This TensorFlow binary is optimized|cuda|TensorRT|"
+    r"Unable to register cu|computation placer")
 # TensorFlow's INFO lines that say where checkpoints go and come from: kept (one per checkpoint).
 _USEFUL_INFO = re.compile(r"^(Saving checkpoints for \d+ into|Restoring parameters from) ")
 
@@ -79,6 +88,27 @@ def quiet_start(argv: Sequence[str]) -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", QUIET_TF_CPP_MIN_LOG_LEVEL)
     logging.getLogger("tensorflow").addFilter(_FILTER)
+    if os.environ["TF_CPP_MIN_LOG_LEVEL"] == QUIET_TF_CPP_MIN_LOG_LEVEL:
+        _import_tensorflow_without_start_up_lines()
+
+
+def _import_tensorflow_without_start_up_lines() -> None:
+    """Imports TensorFlow with file descriptor 2 (where its C++ code writes) captured, then prints what it wrote
+    but the known start-up lines."""
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401 (imported for its side effect: loading the C++ libraries)
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", errors="replace").splitlines()
+            kept = [line for line in lines if line.strip() and not _START_UP_NOISE.search(line)]
+            if kept:
+                sys.stderr.write("\n".join(kept) + "\n")
 
 
 def configure(verbose: bool) -> None:

@@ -25,6 +25,7 @@ class RunSettings:
     keep_checkpoint_max: int = 5
     seed: Optional[int] = None
     log_every_steps: int = 0  # [new] training progress line every N steps; 0 = about 20 lines per run
+    engine: str = "auto"  # [new] what runs the model_fn: one of bert.runtime.engine.ENGINES
     performance: PerformanceSettings = dataclasses.field(default_factory=PerformanceSettings)
 
     @classmethod

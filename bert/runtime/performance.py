@@ -5,11 +5,11 @@ All of them default to off, and then nothing here touches the graph or the sessi
 - Mixed precision uses Grappler's automatic mixed-precision rewrite, applied when a session runs the graph:
   variables, checkpoints and the graph itself stay float32, so checkpoints load in float32 runs unchanged. `bf16`
   turns on the oneDNN bfloat16 rewrite (CPUs with bfloat16 units), `fp16` the CUDA float16 rewrite (GPUs) plus
-  dynamic loss scaling in the optimizer. Softmax and log-softmax are kept in float32 (layer normalisation already
-  is: its `Mean` is on the rewrite's float32 list).
+  dynamic loss scaling in the optimizer. Softmax, log-softmax and layer normalisation's `Mean` and `Rsqrt` are
+  kept in float32 (TensorFlow 2.15's rewrite already keeps the latter two; 2.16+ would not).
 - XLA compiles the graph just in time (`global_jit_level`); on CPU, TensorFlow also needs
   `--tf_xla_cpu_global_jit` in `TF_XLA_FLAGS`, which `session_config` adds.
-- Gradient accumulation and data-parallel training change the training step; `bert.runtime.estimator` hands the
+- Gradient accumulation and data-parallel training change the training step; `bert.runtime.engine` hands the
   settings to each task's model_fn in its `params`, and `train_spec` passes them (and the optimizer: AdamW or LAMB)
   to `optimization.create_optimizer` as arguments.
 - Gradient checkpointing recomputes each encoder layer in the backward pass instead of keeping its activations:
@@ -32,7 +32,8 @@ DISTRIBUTION_STRATEGIES = ("none", "mirrored", "multi_worker_mirrored")
 
 # Ops the mixed-precision rewrite must leave in float32, and the rewrite's environment variables that say so (read
 # by TensorFlow each time the rewrite runs; an op may sit in only one list, so it leaves the others first).
-FLOAT32_OPS = ("Softmax", "LogSoftmax")
+# Layer normalisation's Mean and Rsqrt are on TensorFlow 2.15's float32 list already; 2.16+ moved them off it.
+FLOAT32_OPS = ("Softmax", "LogSoftmax", "Mean", "Rsqrt")
 _OP_LIST_VARIABLE = "TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_{}"
 _LISTS_TO_LEAVE = ("ALLOWLIST_REMOVE", "INFERLIST_REMOVE", "CLEARLIST_REMOVE")
 _FLOAT32_LIST = "DENYLIST_ADD"
@@ -92,6 +93,21 @@ class PerformanceSettings:
     def from_flags(cls, flags_values) -> "PerformanceSettings":
         """The settings from absl flags of the same names; flags a script does not define keep their defaults."""
         return cls(**{f.name: getattr(flags_values, f.name) for f in dataclasses.fields(cls) if f.name in flags_values})
+
+
+def micro_batch_size(train_batch_size: Optional[int], num_accumulation_steps: int) -> Optional[int]:
+    """The batch each training step reads: train_batch_size (one update) split into num_accumulation_steps."""
+    if train_batch_size is None or num_accumulation_steps == 1:
+        return train_batch_size
+    check_batch_divides(train_batch_size, num_accumulation_steps, "micro-batches (num_accumulation_steps)")
+    return train_batch_size // num_accumulation_steps
+
+
+def check_batch_divides(batch_size: Optional[int], parts: int, what: str) -> None:
+    """A training batch must split evenly into micro-batches or replicas (`what` names which)."""
+    if batch_size is not None and batch_size % parts:
+        raise UserError(f"a training batch of {batch_size} examples cannot be split evenly into {parts} {what}: "
+                        f"choose a train_batch_size that is a multiple of {parts}")
 
 
 # --- Session options: mixed precision and XLA -------------------------------------------------------------------

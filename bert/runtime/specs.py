@@ -1,8 +1,14 @@
-"""What every task's model_fn shares: the run's settings it is handed, warm start from init_checkpoint, the
-training spec (the original's optimizer) and the step count of a run."""
+"""What every task's model_fn shares: the modes and the spec it returns in each, the run's settings it is handed,
+warm start from init_checkpoint, the training spec (the original's optimizer) and the step count of a run.
+
+A model_fn written here runs under either engine (bert.runtime.engine): where TensorFlow still has the Estimator
+(2.15) `model_spec` is the original's TPUEstimatorSpec, so the original's own TPUEstimator code keeps working;
+without it (2.16 and later) a ModelSpec with the same fields.
+"""
 
 import dataclasses
-from typing import Callable, Dict, Optional, Sequence
+import functools
+from typing import Any, Callable, Dict, NamedTuple, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
@@ -11,7 +17,46 @@ from bert.common.errors import UserError
 from bert.runtime.performance import PerformanceSettings
 from bert.runtime.progress import ProgressSettings, TrainingProgressHook
 
-tpu_estimator = tf.estimator.tpu
+
+
+class ModeKeys:
+    """The three modes of a model_fn, the same strings as tf.estimator.ModeKeys (which compare equal to these)."""
+
+    TRAIN = "train"
+    EVAL = "eval"
+    PREDICT = "infer"
+
+
+@functools.lru_cache(maxsize=None)
+def estimator_available() -> bool:
+    """Whether this TensorFlow has tf.estimator and TPUEstimator (2.15 and earlier; removed in 2.16)."""
+    try:
+        return tf.estimator.tpu.TPUEstimatorSpec is not None
+    except (AttributeError, ImportError):
+        return False
+
+
+class ModelSpec(NamedTuple):
+    """What a model_fn returns where there is no Estimator: TPUEstimatorSpec's fields, read by the session engine."""
+
+    mode: str
+    predictions: Any = None
+    loss: Optional[tf.Tensor] = None
+    train_op: Optional[tf.Operation] = None
+    eval_metrics: Optional[tuple] = None  # (metric_fn, tensors): metric_fn(*tensors) gives {name: (value, update)}
+    export_outputs: Optional[dict] = None
+    scaffold_fn: Optional[Callable] = None
+    host_call: Optional[tuple] = None
+    training_hooks: Optional[Sequence] = None
+    evaluation_hooks: Optional[Sequence] = None
+    prediction_hooks: Optional[Sequence] = None
+
+
+def model_spec(mode: str, **fields):
+    """The spec a model_fn returns: TPUEstimatorSpec(mode, **fields) where the Estimator exists, else ModelSpec."""
+    if estimator_available():
+        return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, **fields)
+    return ModelSpec(mode=mode, **fields)
 
 
 # The key of `params` under which make_estimator hands a task's model_fn its run's settings (a RunParams).
@@ -59,7 +104,7 @@ def init_from_checkpoint(init_checkpoint: Optional[str], use_tpu: bool,
 
 def train_spec(loss: tf.Tensor, learning_rate: float, num_train_steps: int, num_warmup_steps: Optional[int],
                use_tpu: bool, scaffold_fn: Optional[Callable],
-               params: Optional[dict] = None) -> tpu_estimator.TPUEstimatorSpec:
+               params: Optional[dict] = None):
     """The TRAIN-mode spec every task shares: the original's optimizer (warmup, decay, clipping) on `loss`, with
     the run's accumulation, loss scaling and optimizer (`run_params(params)`), and progress lines and summaries
     (TrainingProgressHook) when built by make_estimator off TPU."""
@@ -74,8 +119,7 @@ def train_spec(loss: tf.Tensor, learning_rate: float, num_train_steps: int, num_
         current_learning_rate = optimization.learning_rate_schedule(global_step, learning_rate, num_train_steps,
                                                                     num_warmup_steps)
         hooks.append(TrainingProgressHook(loss, current_learning_rate, num_train_steps, run.progress))
-    return tpu_estimator.TPUEstimatorSpec(mode=tf.estimator.ModeKeys.TRAIN, loss=loss, train_op=train_op,
-                                          scaffold_fn=scaffold_fn, training_hooks=hooks)
+    return model_spec(ModeKeys.TRAIN, loss=loss, train_op=train_op, scaffold_fn=scaffold_fn, training_hooks=hooks)
 
 
 def log_trainable_variables(tvars: Sequence[tf.Variable], restored: Dict[str, int]) -> None:

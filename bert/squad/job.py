@@ -14,7 +14,7 @@ import tensorflow.compat.v1 as tf
 
 from bert.common.errors import UserError
 from bert.runtime import checkpoints, export, input_pipeline, sequence_length, specs
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import FineTuningOptions
 from bert.runtime.pretrained import load_pretrained
 from bert.squad import data as squad

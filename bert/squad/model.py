@@ -11,8 +11,8 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling
 from bert.runtime import specs
+from bert.runtime.specs import ModeKeys
 
-ModeKeys = tf.estimator.ModeKeys
 
 
 def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids: tf.Tensor, input_mask: tf.Tensor,
@@ -85,7 +85,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
                 "start_logits": start_logits,
                 "end_logits": end_logits,
             }
-            return tf.estimator.tpu.TPUEstimatorSpec(mode=mode, predictions=predictions, scaffold_fn=scaffold_fn)
+            return specs.model_spec(mode, predictions=predictions, scaffold_fn=scaffold_fn)
         raise ValueError(f"Only TRAIN and PREDICT modes are supported: {mode}")
 
     return model_fn

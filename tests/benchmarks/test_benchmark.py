@@ -93,6 +93,7 @@ def create_optimizer(loss, init_lr, num_train_steps, num_warmup_steps, use_tpu):
 '''
 
 
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_original_code_loads_with_tf1_names_and_is_measured(tmp_path):
     (tmp_path / "modeling.py").write_text(_FAKE_ORIGINAL_MODELING)
     (tmp_path / "optimization.py").write_text(_FAKE_ORIGINAL_OPTIMIZATION)

@@ -93,6 +93,7 @@ def ours_as_the_classifier_golden(fixed_head_checkpoint, tmp_path_factory) -> st
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_files_equal_the_original_programs_run_live(ours_as_the_classifier_golden, original_classifier_output):
     """The original run_classifier.py and ours, same checkpoint and flags, on this machine: the same files."""
     original_eval = read_text(original_classifier_output, "eval_results.txt").splitlines()

@@ -417,6 +417,7 @@ def minilm_golden():
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_parity_with_original_live_on_minilm(minilm_checkpoint, minilm_golden):
     """The original's modeling.py, run here on the real MiniLM checkpoint, and ours give the same outputs exactly
     (max abs diff 0.0): the same graph on the same machine."""

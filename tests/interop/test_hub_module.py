@@ -13,11 +13,15 @@ import pytest
 import tensorflow.compat.v1 as tf
 from helpers import REPO_ROOT, make_tiny_model_dir, require, shared_path
 
+from bert.runtime.specs import estimator_available
+
+pytestmark = pytest.mark.needs_tf215  # hub.Module: tensorflow-hub 0.15 on TensorFlow 2.15
 try:
     import tensorflow_hub as hub
 except ImportError:
     hub = None
-require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
+if estimator_available():
+    require(hub is not None, "tensorflow_hub (pip install .[hub], i.e. tensorflow-hub==0.15.0)")
 
 from task_data import write_mrpc_like
 

@@ -1,4 +1,5 @@
-"""scripts/setup_env.sh picks a Python TensorFlow 2.15 supports (3.9-3.11) or stops before installing anything.
+"""scripts/setup_env.sh picks the newest Python a stack supports (TensorFlow 2.15: 3.9-3.11; 2.16-2.21: 3.12-3.13)
+or stops before installing anything.
 
 The script runs in a copy of the checkout with a PATH of fake interpreters (small shell scripts that run the real
 Python pretending to be another version, or fail like a pyenv shim whose version is not installed).
@@ -51,47 +52,69 @@ def _run(checkout, *args, python=None):
                           capture_output=True, text=True, env=env, timeout=60)
 
 
-def _assert_stopped(completed, checkout):
+def _assert_stopped(completed, checkout, hints=("3.9, 3.10 or 3.11", "uv python install 3.11")):
     assert completed.returncode != 0
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), completed.stderr
-    for hint in ("3.9, 3.10 or 3.11", "uv python install 3.11", "conda", "pyenv"):
+    for hint in hints + ("conda", "pyenv"):
         assert hint in lines[0]
-    assert not os.path.exists(checkout / "repo" / ".venv")
+    assert not [name for name in os.listdir(checkout / "repo") if name.startswith(".venv")]
 
 
-def test_stops_when_only_unsupported_pythons_run(checkout):
+def test_stops_when_only_other_stacks_pythons_run(checkout):
     _fake_python(checkout / "bin", "python3", (3, 12, 1))
     _fake_python(checkout / "bin", "python3.10", None)  # a shim that exists but does not run
     _fake_python(checkout / "bin", "python3.13", (3, 13, 0))
-    _assert_stopped(_run(checkout), checkout)
-    _assert_stopped(_run(checkout, "--print-python"), checkout)
+    _assert_stopped(_run(checkout, "--stack", "tf2.15"), checkout)
+    _assert_stopped(_run(checkout, "--stack=tf2.15", "--print-python"), checkout)
 
 
-def test_stops_when_PYTHON_is_unsupported(checkout):
+def test_stops_when_no_python_runs_at_all(checkout):
+    _fake_python(checkout / "bin", "python3.12", None)
+    _fake_python(checkout / "bin", "python3", (3, 8, 10))
+    _assert_stopped(_run(checkout), checkout, hints=("Python 3.9 to 3.13", "uv python install 3.12"))
+    _assert_stopped(_run(checkout, "--stack", "tf2.21"), checkout, hints=("Python 3.12 or 3.13",))
+
+
+def test_stops_when_PYTHON_does_not_suit_the_stack(checkout):
     _fake_python(checkout / "bin", "python3.11", (3, 11, 4))
-    completed = _run(checkout, python=_fake_python(checkout / "bin", "py312", (3, 12, 0)))
+    completed = _run(checkout, "--stack", "tf2.15", python=_fake_python(checkout / "bin", "py312", (3, 12, 0)))
     _assert_stopped(completed, checkout)
     assert "(Python 3.12)" in completed.stderr
-    _assert_stopped(_run(checkout, python=str(checkout / "bin" / "absent-python")), checkout)
+    _assert_stopped(_run(checkout, "--stack", "tf2.15", python=str(checkout / "bin" / "absent-python")), checkout)
 
 
-def test_picks_the_first_supported_candidate(checkout):
+def test_picks_the_newest_suitable_candidate_of_the_stack(checkout):
     _fake_python(checkout / "bin", "python3", (3, 11, 2))
     _fake_python(checkout / "bin", "python3.11", None)
     python310 = _fake_python(checkout / "bin", "python3.10", (3, 10, 9))
-    completed = _run(checkout, "--print-python")
+    completed = _run(checkout, "--stack", "tf2.15", "--print-python")
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.strip() == python310
     os.remove(python310)
     _fake_python(checkout / "bin", "python3.9", (3, 8, 10))  # too old
-    assert _run(checkout, "--print-python").stdout.strip() == str(checkout / "bin" / "python3")
+    assert _run(checkout, "--stack", "tf2.15", "--print-python").stdout.strip() == str(checkout / "bin" / "python3")
 
 
-def test_PYTHON_wins_when_supported(checkout):
+def test_without_a_stack_the_newest_python_chooses_it(checkout):
+    python311 = _fake_python(checkout / "bin", "python3.11", (3, 11, 4))
+    assert _run(checkout, "--print-python").stdout.strip() == python311
+    assert _run(checkout, "--print-venv").stdout.strip() == ".venv-tf2.15"
+    python313 = _fake_python(checkout / "bin", "python3.13", (3, 13, 0))
+    assert _run(checkout, "--print-python").stdout.strip() == python313
+    assert _run(checkout, "--print-venv").stdout.strip() == ".venv-tf2.21"
+    assert _run(checkout, "--stack", "tf2.15", "--print-venv").stdout.strip() == ".venv-tf2.15"
+
+
+def test_an_unknown_stack_is_refused(checkout):
+    completed = _run(checkout, "--stack", "tf1")
+    assert completed.returncode == 2 and completed.stderr.strip() == "error: --stack must be tf2.15 or tf2.21, got 'tf1'"
+
+
+def test_PYTHON_wins_when_it_suits(checkout):
     _fake_python(checkout / "bin", "python3.11", (3, 11, 4))
     chosen = _fake_python(checkout / "bin", "py39", (3, 9, 18))
-    completed = _run(checkout, "--print-python", python=chosen)
+    completed = _run(checkout, "--stack", "tf2.15", "--print-python", python=chosen)
     assert completed.returncode == 0 and completed.stdout.strip() == chosen
 
 

@@ -218,6 +218,7 @@ def _mrpc_pairs(split, count):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_run_classifier_names_give_the_original_test_predictions(fixed_head_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=True)
@@ -254,6 +255,7 @@ def test_run_classifier_names_give_the_original_test_predictions(fixed_head_chec
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_run_squad_names_give_the_original_predictions(fixed_head_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=True)
@@ -371,6 +373,7 @@ def test_create_pretraining_data_token_functions_match_the_library(uncased_token
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_run_pretraining_names_give_the_original_eval_results(fixed_head_checkpoint, tmp_path):
     bert_config, _, init_checkpoint = _checkpoint_files(fixed_head_checkpoint)
     model_fn = run_pretraining.model_fn_builder(bert_config, init_checkpoint, 5e-5, 1, 1, False, False)
@@ -397,6 +400,7 @@ def test_run_pretraining_names_give_the_original_eval_results(fixed_head_checkpo
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_extract_features_names_match_the_library_extractor(minilm_checkpoint, tmp_path):
     bert_config, vocab_file, init_checkpoint = _checkpoint_files(minilm_checkpoint)
     pairs = _mrpc_pairs("dev", 3)
@@ -502,6 +506,7 @@ def _train_and_predict(create_model, tokenizer, model_dir):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoint, tmp_path):
     """The notebook with its hub.Module replaced by modeling.BertModel on the converted MiniLM; then the
     library's run_classifier.model_fn_builder predicts from the notebook's checkpoint and gives the same
@@ -533,6 +538,7 @@ def test_notebook_style_code_trains_and_predicts_with_bert_model(minilm_checkpoi
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # hub.Module
 def test_notebook_style_code_with_hub_module(minilm_checkpoint, tmp_path):
     """The notebook as written: hub.Module(trainable=True) with the "tokens" and "tokenization_info" signatures,
     on MiniLM exported as a TF1 Hub module by bert.interop.hub_module."""

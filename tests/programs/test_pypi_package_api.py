@@ -8,7 +8,6 @@ import tensorflow.compat.v1 as tf
 from cli_helpers import last_line, run_script
 
 from bert import modeling, tokenization
-from bert.runtime.estimator import make_run_config
 from bert.runtime.options import RunSettings
 
 VOCAB = ["[PAD]", "[unused0]", "[unused1]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[", "]", "unused", "##1", "##0",
@@ -130,7 +129,10 @@ def test_word_embedding_output_is_the_lookup_before_positions_and_types():
     assert not np.allclose(words, embeddings)  # the block output adds positions and types and normalises
 
 
+@pytest.mark.needs_tf215
 def test_tpu_job_name_reaches_the_tpu_config(tmp_path):
+    from bert.runtime.estimator import make_run_config
+
     named = make_run_config(RunSettings(str(tmp_path), tpu_job_name="my_worker"))
     assert named.tpu_config.tpu_job_name == "my_worker"
     assert make_run_config(RunSettings(str(tmp_path))).tpu_config.tpu_job_name is None

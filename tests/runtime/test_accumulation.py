@@ -9,7 +9,7 @@ from task_data import script_command, tiny_options, write_mrpc_like
 
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import RunSettings
 from bert.runtime.performance import PerformanceSettings
 

@@ -16,7 +16,7 @@ from bert.classifier import model as classifier_model
 from bert.common.errors import UserError
 from bert.pretraining import job as pretraining
 from bert.runtime import input_pipeline, sequence_length
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.outputs import read_key_value_results
 from bert.runtime.sequence_length import LengthSettings
 from bert.squad import job as squad_run

@@ -7,12 +7,15 @@ import subprocess
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from helpers import available_engines
 from task_data import script_command, squad_options, tiny_options, write_mrpc_like, write_squad_data
 
 from bert import tokenization
 from bert.classifier import data as classifier_data
 from bert.classifier import job as classifier_run
 from bert.runtime import export, input_pipeline
+from bert.runtime.engine import make_estimator
+from bert.runtime.options import RunSettings
 from bert.squad import data as squad
 from bert.squad import job as squad_run
 from bert.squad import postprocess as squad_postprocess
@@ -83,8 +86,10 @@ def test_missing_serving_feature_is_a_clear_error(trained_and_exported):
         export.predict_with_saved_model(str(out), inputs)
 
 
-def test_export_without_any_checkpoint_fails_clearly(tmp_path):
-    estimator = tf.estimator.Estimator(model_fn=lambda features, labels, mode: None, model_dir=str(tmp_path))
+@pytest.mark.parametrize("engine", available_engines())
+def test_export_without_any_checkpoint_fails_clearly(tmp_path, engine):
+    estimator = make_estimator(lambda features, labels, mode, params: None,
+                               RunSettings(output_dir=str(tmp_path), engine=engine), predict_batch_size=1)
     with pytest.raises(FileNotFoundError, match="nothing to export"):
         export.export_saved_model(estimator, str(tmp_path / "serving"),
                                   [input_pipeline.Feature("input_ids", (SEQ_LENGTH,))])

@@ -15,6 +15,8 @@ from helpers import REPO_ROOT
 from bert.runtime import performance
 from bert.runtime.performance import PerformanceSettings
 
+pytestmark = pytest.mark.needs_tf215  # tf.distribute strategies run on the Estimator engine only
+
 # Both children train a tiny BERT classifier (dropout off, fixed data order, same initial checkpoint) for 3 updates
 # of a global batch of 16 with `train(name, **performance_settings)`; argv: repository, work folder.
 _IMPORTS = r"""
@@ -32,7 +34,7 @@ from helpers import make_tiny_model_dir
 from task_data import tiny_options, write_mrpc_like
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
-from bert.runtime.estimator import make_estimator
+from bert.runtime.engine import make_estimator
 from bert.runtime.options import RunSettings
 from bert.runtime import specs
 from bert.runtime.performance import PerformanceSettings

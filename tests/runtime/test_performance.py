@@ -14,7 +14,6 @@ from task_data import script_command, tiny_options, write_mrpc_like
 from bert import modeling, optimization
 from bert.classifier import job as classifier_run
 from bert.runtime import performance
-from bert.runtime.estimator import make_run_config
 from bert.runtime.options import RunSettings
 from bert.runtime.outputs import read_key_value_results
 from bert.runtime.performance import PerformanceSettings
@@ -35,6 +34,12 @@ def test_settings_validation(settings, use_tpu, message):
 
 def test_defaults_leave_the_session_alone():
     assert performance.session_config(PerformanceSettings()) is None
+
+
+@pytest.mark.needs_tf215
+def test_defaults_leave_the_estimators_session_alone():
+    from bert.runtime.estimator import make_run_config
+
     assert make_run_config(RunSettings(output_dir="/tmp/x")).session_config is None
 
 

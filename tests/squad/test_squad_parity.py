@@ -51,12 +51,14 @@ def read_bytes(folder, name):
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_v1_files_equal_the_original_programs_run_live(v1_output, original_squad_v1_output):
     for name in ("predictions.json", "nbest_predictions.json"):
         assert read_bytes(v1_output, name) == read_bytes(original_squad_v1_output, name), name
 
 
 @pytest.mark.slow
+@pytest.mark.needs_tf215  # the original's code (TPUEstimator, tf.layers) or tf.estimator
 def test_v2_files_equal_the_original_programs_run_live(v2_answerable_output, original_squad_v2_output):
     """On the questions the original can write in 2.0 mode (all but those whose n-best is only the null answer)."""
     for name in ("predictions.json", "nbest_predictions.json", "null_odds.json"):

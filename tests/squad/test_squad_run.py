@@ -10,6 +10,7 @@ import tensorflow.compat.v1 as tf
 from task_data import squad_options, write_squad_data
 
 from bert.runtime import input_pipeline
+from bert.runtime.specs import estimator_available
 from bert.squad import data as squad
 from bert.squad import evaluation as squad_evaluation
 from bert.squad import job as squad_run
@@ -70,11 +71,13 @@ def test_script_trains_with_accumulation_and_a_strategy_predicts_and_exports(tin
     train_file = write_squad_data(tmp_path / "train.json", num_paragraphs=2, seed=0)
     predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=1, seed=1)
     out, serving = tmp_path / "out", tmp_path / "serving"
-    # mirrored over this machine's one CPU device: the tf.distribute Estimator path for every phase
+    # mirrored over this machine's one CPU device: the tf.distribute Estimator path for every phase (the Estimator
+    # engine only: TensorFlow 2.15)
+    strategy = {"distribution_strategy": "mirrored"} if estimator_available() else {}
     completed = run_script(script_flags(
         tiny_model_dir, out, do_train=True, train_file=train_file, do_predict=True, predict_file=predict_file,
         version_2_with_negative=True, train_batch_size=4, num_train_epochs=1, num_accumulation_steps=2,
-        distribution_strategy="mirrored", export_dir=serving))
+        export_dir=serving, **strategy))
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert len(json.loads((out / "predictions.json").read_text())) == 5
     # 10 questions at train_batch_size 4 are 2 updates, each of 2 micro-batches of 2.
