@@ -147,8 +147,10 @@ class SessionEstimator:
         built = self._build(ModeKeys.EVAL, input_fn)
         spec = built.spec
         with built.graph.as_default():
-            metric_fn, tensors = spec.eval_metrics
-            metrics = dict(metric_fn(**tensors) if isinstance(tensors, dict) else metric_fn(*tensors))
+            metrics = {}
+            if spec.eval_metrics is not None:
+                metric_fn, tensors = spec.eval_metrics
+                metrics = dict(metric_fn(**tensors) if isinstance(tensors, dict) else metric_fn(*tensors))
             metrics["loss"] = tf.metrics.mean(spec.loss)
             update_op = tf.group(*[update for _, update in metrics.values()])
             final_ops = {name: value for name, (value, _) in metrics.items()}
@@ -219,7 +221,8 @@ class SessionEstimator:
         with tf.Graph().as_default() as graph:
             tf.train.get_or_create_global_step()
             receiver = serving_input_receiver_fn()
-            spec = self._model_fn(receiver.features, None, ModeKeys.PREDICT, self._params(ModeKeys.PREDICT))
+            params = dict(self.params, batch_size=self._batch_sizes.get(ModeKeys.PREDICT))
+            spec = self._model_fn(receiver.features, None, ModeKeys.PREDICT, params)
             outputs = spec.predictions if isinstance(spec.predictions, dict) else {"output": spec.predictions}
             signature = tf.saved_model.predict_signature_def(receiver.receiver_tensors, outputs)
             saver = tf.train.Saver(sharded=True)
