@@ -25,7 +25,7 @@ from bert.classifier import job as classifier_run
 from bert.interop import hub_module
 from bert.runtime import flags as common_flags
 from bert.runtime.options import RunSettings, dataclass_from_flags
-from bert.runtime.outputs import check_output_dir
+from bert.runtime.outputs import check_output_dir, output_dir_lock
 
 FLAGS = flags.FLAGS
 _MODEL_FLAGS_FROM_THE_MODULE = ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint")
@@ -55,7 +55,8 @@ def run_from_flags() -> None:
         do_lower_case=encoder.info.do_lower_case, run=RunSettings.from_flags(FLAGS))
     for line in common_flags.describe_run(options):
         tf.logging.info(line)
-    classifier_run.run(options, encoder=encoder)
+    with output_dir_lock(options.output_dir):
+        classifier_run.run(options, encoder=encoder)
 
 
 def main() -> None:

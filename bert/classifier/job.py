@@ -14,6 +14,7 @@ import tensorflow.compat.v1 as tf
 from bert.classifier import data as classifier_data
 from bert.classifier import model as classifier_model
 from bert.common.errors import UserError, UserFileNotFoundError
+from bert.common.file_io import written_then_renamed
 from bert.runtime import checkpoints, export, sequence_length, specs
 from bert.runtime.engine import make_estimator
 from bert.runtime.options import REQUIRED, FineTuningOptions
@@ -194,7 +195,7 @@ class _Phase:
         else:
             predictions = (p["probabilities"] for p in predictions)
         written = 0
-        with tf.io.gfile.GFile(output_path, "w") as writer:
+        with written_then_renamed(output_path) as writer:
             for probabilities in predictions:
                 if written >= num_actual:
                     break

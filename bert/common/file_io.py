@@ -1,10 +1,12 @@
-"""Reading user files with errors that name them: local paths without TensorFlow, URLs (gs://) through tf.io.gfile.
+"""Reading and writing user files, with errors that name them: local paths directly, URLs (gs://) via tf.io.gfile.
 
 TensorFlow is imported only for remote paths, so light tools (the SQuAD evaluator, the tokenizer) start fast.
 """
 
+import contextlib
 import json
 import os
+from typing import IO, Iterator
 
 from bert.common.errors import UserError, UserFileNotFoundError
 
@@ -54,3 +56,44 @@ def read_json_object(path: str, what: str = "JSON file") -> dict:
     if not isinstance(content, dict):
         raise UserError(f"{what} {path} does not hold a JSON object but a {type(content).__name__}")
     return content
+
+
+@contextlib.contextmanager
+def written_then_renamed(path: str, mode: str = "w") -> Iterator[IO]:
+    """A file to write `path`'s content to: a temporary file beside it, which replaces `path` when the block ends
+    without an exception (a rename, atomic on local disks) and is removed when it raises. A run killed while
+    writing leaves no half-written file under `path`'s name."""
+    temporary = f"{path}.partial-{os.getpid()}"
+    if is_local_path(path):
+        opened = open(temporary, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+    else:
+        import tensorflow.compat.v1 as tf  # only remote paths need it
+
+        opened = tf.io.gfile.GFile(temporary, mode)
+    try:
+        with opened as writer:
+            yield writer
+        _rename(temporary, path)
+    except BaseException:
+        _remove_if_present(temporary)
+        raise
+
+
+def _rename(source: str, target: str) -> None:
+    if is_local_path(target):
+        os.replace(source, target)
+        return
+    import tensorflow.compat.v1 as tf
+
+    tf.io.gfile.rename(source, target, overwrite=True)
+
+
+def _remove_if_present(path: str) -> None:
+    if is_local_path(path):
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    import tensorflow.compat.v1 as tf
+
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)

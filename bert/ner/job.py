@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert.common.errors import UserError
+from bert.common.file_io import written_then_renamed
 from bert.ner import data as ner_data
 from bert.ner import metrics as ner_metrics
 from bert.ner import model as ner_model
@@ -96,7 +97,7 @@ def _label_set(options: NerOptions, train_sentences: Optional[List[Sentence]], t
             options.output_dir):
         raise UserError(f"the training file's labels {label_set.labels} differ from those of the model already in "
                         f"--output_dir={options.output_dir} ({saved.labels}); use a new output_dir")
-    with tf.io.gfile.GFile(labels_path, "w") as writer:
+    with written_then_renamed(labels_path) as writer:
         json.dump(dataclasses.asdict(label_set), writer, indent=1)
     return label_set
 
@@ -232,7 +233,7 @@ class _Phase:
 def write_predictions(path: str, sentences: Sequence[Sentence], predicted: Sequence[Sequence[str]]) -> None:
     """CoNLL lines `word<TAB>gold<TAB>predicted` (no gold column for an untagged file), a blank line after each
     sentence; gold tags are the BIO conversion of the file's."""
-    with tf.io.gfile.GFile(path, "w") as writer:
+    with written_then_renamed(path) as writer:
         for sentence, tags in zip(sentences, predicted):
             for index, (word, tag) in enumerate(zip(sentence.words, tags)):
                 columns = [word] + ([sentence.tags[index]] if sentence.tags is not None else []) + [tag]

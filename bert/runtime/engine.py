@@ -17,6 +17,7 @@ from bert.common.errors import UserError
 from bert.runtime import performance
 from bert.runtime.options import RunSettings
 from bert.runtime.outputs import make_output_dir
+from bert.runtime.guard import GuardedEngine
 from bert.runtime.progress import PredictionProgressHook, ProgressSettings
 from bert.runtime.specs import RUN_PARAMS, ModeKeys, RunParams, estimator_available
 
@@ -55,6 +56,7 @@ def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: 
     `train_batch_size` is the batch of one optimizer update. With `settings.performance.num_accumulation_steps` N
     the input_fn is asked for micro-batches of train_batch_size / N; with a distribution strategy each replica gets
     an equal share of that. Off TPU and without distribution the model_fn also reports progress (RunParams).
+    Training stops cleanly on SIGTERM/SIGINT and reports divergence in one line (bert.runtime.guard).
     """
     settings.performance.validate(settings.use_tpu)
     engine = resolve_engine(settings.engine)
@@ -70,10 +72,10 @@ def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: 
     if engine == "session":
         from bert.runtime.session_engine import SessionEstimator
 
-        return SessionEstimator(model_fn, settings, batch_sizes, params)
+        return GuardedEngine(SessionEstimator(model_fn, settings, batch_sizes, params), settings.output_dir)
     from bert.runtime.estimator import make_tpu_estimator
 
-    return make_tpu_estimator(model_fn, settings, batch_sizes, params)
+    return GuardedEngine(make_tpu_estimator(model_fn, settings, batch_sizes, params), settings.output_dir)
 
 
 def _with_run_params(model_fn: Callable, settings: performance.PerformanceSettings,

@@ -18,7 +18,7 @@ from bert.runtime import engine
 from bert.runtime import logs as program_logging
 from bert.runtime import performance
 from bert.runtime.options import RunSettings, dataclass_from_flags
-from bert.runtime.outputs import check_output_dir
+from bert.runtime.outputs import check_output_dir, output_dir_lock
 
 FLAGS = flags.FLAGS
 
@@ -260,7 +260,7 @@ def check_required_flags(required_flags: Sequence[str], flag_values=FLAGS) -> No
 
 def run_task_script(options_class: type, run: Callable, required_flags: Sequence[str]) -> None:
     """The whole main of a task script: check `required_flags`, turn all flags into `options_class` (with its
-    RunSettings), log what the run will do and call `run(options)`."""
+    RunSettings), log what the run will do and call `run(options)` holding output_dir (one run at a time)."""
 
     def task_main() -> None:
         check_output_dir(FLAGS.output_dir)
@@ -268,7 +268,8 @@ def run_task_script(options_class: type, run: Callable, required_flags: Sequence
         options = dataclass_from_flags(options_class, FLAGS, run=settings)
         for line in describe_run(options):
             tf.logging.info(line)
-        run(options)
+        with output_dir_lock(options.output_dir):
+            run(options)
 
     run_program(task_main, required_flags)
 

@@ -118,10 +118,8 @@ class SessionEstimator:
             if not any(summary.op.name == "loss" for summary in tf.get_collection(tf.GraphKeys.SUMMARIES)):
                 tf.summary.scalar("loss", spec.loss)  # as Estimator: TensorBoard's loss curve, every 100 steps
             scaffold = self._scaffold(spec)
-            all_hooks = built.iterator_hooks + [
-                tf.train.StopAtStepHook(num_steps=steps, last_step=max_steps),
-                tf.train.NanTensorHook(spec.loss),
-            ] + list(spec.training_hooks or ()) + list(hooks or ())
+            all_hooks = (built.iterator_hooks + [tf.train.StopAtStepHook(num_steps=steps, last_step=max_steps)]
+                         + list(hooks or ()) + [tf.train.NanTensorHook(spec.loss)] + list(spec.training_hooks or ()))
             saver_hook = tf.train.CheckpointSaverHook(self.model_dir, save_steps=self._settings.save_checkpoints_steps,
                                                       scaffold=scaffold, listeners=saving_listeners)
             summary_hook = tf.train.SummarySaverHook(save_steps=SAVE_SUMMARY_STEPS, output_dir=self.model_dir,

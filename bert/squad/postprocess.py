@@ -15,6 +15,7 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert import tokenization
+from bert.common.file_io import written_then_renamed
 from bert.squad.data import InputFeatures, SquadExample
 
 RawResult = collections.namedtuple("RawResult", ["unique_id", "start_logits", "end_logits"])
@@ -211,7 +212,7 @@ def _result_of(feature: InputFeatures, result_by_unique_id: Dict[int, RawResult]
 
 def write_json(path: str, value) -> None:
     """JSON with indent 4 and a final newline, the layout of the original's output files."""
-    with tf.io.gfile.GFile(path, "w") as writer:
+    with written_then_renamed(path) as writer:
         writer.write(json.dumps(value, indent=4) + "\n")
 
 

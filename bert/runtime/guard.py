@@ -1,0 +1,100 @@
+"""What every training run gets whichever engine runs it (bert.runtime.engine wraps both in GuardedEngine):
+
+- SIGTERM (a preempted VM, `docker stop`, a batch scheduler) or SIGINT (Ctrl-C) stops training after the step that
+  is running; the checkpoint saver then saves that step, as it does at the end of a run, and the program ends with
+  one line saying which checkpoint the same command resumes from (exit status 128 + the signal). A second signal
+  ends the process at once, saving nothing more.
+- A loss that becomes NaN or infinite (TensorFlow's NanTensorHook stops the run before anything is saved) ends in one
+  line naming the step, the likely causes and the checkpoint that stays the newest.
+
+On Cloud TPU the hooks run between loops of iterations_per_loop steps, so a signal stops training at the end of the
+running loop.
+"""
+
+import os
+import signal
+import threading
+from typing import Callable, Optional, Sequence
+
+import tensorflow.compat.v1 as tf
+
+from bert.common.errors import RunInterrupted, UserError
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class _StopOnSignalHook(tf.train.SessionRunHook):
+    """Remembers the global step after each training step, and asks the session to stop once a signal came."""
+
+    def __init__(self):
+        self.signal_number: Optional[int] = None
+        self.last_step: Optional[int] = None
+
+    def begin(self) -> None:
+        self._global_step = tf.train.get_global_step()
+
+    def after_create_session(self, session, coord) -> None:
+        self.last_step = int(session.run(self._global_step))
+
+    def after_run(self, run_context, run_values) -> None:
+        self.last_step = int(run_context.session.run(self._global_step))
+        if self.signal_number is not None:
+            run_context.request_stop()
+
+    def on_signal(self, signal_number: int, frame) -> None:
+        if self.signal_number is not None:  # the second signal: stop now
+            tf.logging.error("%s again: stopping at once, nothing saved since the last checkpoint",
+                             signal.Signals(signal_number).name)
+            os._exit(128 + signal_number)
+        self.signal_number = signal_number
+        tf.logging.warning("%s: stopping after the current step and saving a checkpoint (send it again to stop at "
+                           "once)", signal.Signals(signal_number).name)
+
+
+class GuardedEngine:
+    """An engine (TPUEstimator, DistributedEstimator or SessionEstimator) whose `train` stops cleanly on a signal and
+    reports divergence as a UserError; everything else is the engine's own."""
+
+    def __init__(self, engine, output_dir: str):
+        self._engine = engine
+        self._output_dir = output_dir
+
+    def __getattr__(self, name: str):
+        return getattr(self._engine, name)
+
+    def train(self, input_fn: Callable, hooks: Optional[Sequence] = None, **kwargs) -> "GuardedEngine":
+        stopper = _StopOnSignalHook()
+        previous_handlers = _install_handlers(stopper.on_signal)
+        try:
+            self._engine.train(input_fn, hooks=[stopper, *(hooks or ())], **kwargs)
+        except tf.train.NanLossDuringTrainingError:
+            raise UserError(_divergence_message(stopper.last_step, self._output_dir)) from None
+        finally:
+            _restore_handlers(previous_handlers)
+        if stopper.signal_number is not None:
+            name = signal.Signals(stopper.signal_number).name
+            raise RunInterrupted(f"stopped by {name} at step {stopper.last_step}: saved "
+                                 f"{tf.train.latest_checkpoint(self._output_dir)}; run the same command to resume "
+                                 "from it", stopper.signal_number)
+        return self
+
+
+def _install_handlers(handler: Callable) -> dict:
+    """Our handler for the stop signals; signals reach only the main thread, so elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.signal(number, handler) for number in STOP_SIGNALS}
+
+
+def _restore_handlers(previous: dict) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)
+
+
+def _divergence_message(last_good_step: Optional[int], output_dir: str) -> str:
+    step = "" if last_good_step is None else f" at step {last_good_step + 1}"
+    newest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.exists(output_dir) else None
+    kept = f"{newest} stays the newest checkpoint" if newest else "no checkpoint was saved"
+    return (f"training diverged: the loss became NaN or infinite{step}; {kept}. Likely causes: a learning rate too "
+            "high for this model and batch size (lower --learning_rate, or warm up longer), or float16 overflow "
+            "with --precision=fp16 (use bf16 or fp32)")

@@ -1,0 +1,159 @@
+"""What really happens to long runs, done to real processes: a second run into a busy output_dir, SIGTERM and
+SIGINT mid-training, kill -9, divergence; and files that appear whole or not at all."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow.compat.v1 as tf
+from cli_helpers import SCRIPTS, last_line
+from helpers import make_tiny_model_dir
+from task_data import write_mrpc_like
+
+from bert.common.errors import UserError
+from bert.common.file_io import written_then_renamed
+from bert.runtime.outputs import LOCK_FILE, output_dir_lock
+
+STEPS_PER_EPOCH = 6  # 48 examples, batch 8
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("faults")
+    return make_tiny_model_dir(str(root / "model")), write_mrpc_like(root / "data")
+
+
+def classifier_command(tiny_run, output_dir, epochs=200, *flags):
+    model_dir, data_dir = tiny_run
+    return [sys.executable, os.path.join(SCRIPTS, "run_classifier.py"), "--task_name=MRPC", f"--data_dir={data_dir}",
+            f"--vocab_file={model_dir}/vocab.txt", f"--bert_config_file={model_dir}/bert_config.json",
+            f"--init_checkpoint={model_dir}/bert_model.ckpt", f"--output_dir={output_dir}", "--max_seq_length=32",
+            "--train_batch_size=8", "--do_train=true", f"--num_train_epochs={epochs}", "--log_every_steps=1",
+            "--save_checkpoints_steps=100000", "--seed=1", *flags]
+
+
+def start_training(command):
+    """Starts the run and returns it once it has trained a few steps (its progress lines say so)."""
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if " step 3/" in line:
+            return process, lines
+    raise AssertionError("the run ended before training:\n" + "".join(lines[-30:]))
+
+
+def finish(process, lines, timeout=120):
+    remaining = process.communicate(timeout=timeout)[1]
+    return process.returncode, "".join(lines) + remaining
+
+
+def newest_step(output_dir):
+    return int(tf.train.latest_checkpoint(str(output_dir)).rsplit("-", 1)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_current_step_and_the_same_command_resumes(tiny_run, tmp_path, signal_number):
+    output_dir = tmp_path / "out"
+    command = classifier_command(tiny_run, output_dir)
+    process, lines = start_training(command)
+    process.send_signal(signal_number)
+    status, log = finish(process, lines)
+    assert status == 128 + signal_number, log[-3000:]
+    assert "Traceback" not in log
+    step = newest_step(output_dir)
+    assert step >= 3
+    name = signal.Signals(signal_number).name
+    assert last_line(log) == (f"error: stopped by {name} at step {step}: saved {output_dir}/model.ckpt-{step}; run "
+                              "the same command to resume from it")
+    # The same command, for fewer epochs so that it ends soon: it resumes from the saved step.
+    resumed = subprocess.run(classifier_command(tiny_run, output_dir, epochs=(step + 4) / STEPS_PER_EPOCH),
+                             capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"Restoring parameters from {output_dir}/model.ckpt-{step}" in resumed.stderr
+    assert newest_step(output_dir) == int((step + 4) / STEPS_PER_EPOCH * STEPS_PER_EPOCH)
+
+
+@pytest.mark.slow
+def test_a_second_run_into_a_busy_output_dir_is_refused_and_a_killed_runs_lock_is_taken_over(tiny_run, tmp_path):
+    output_dir = tmp_path / "out"
+    process, lines = start_training(classifier_command(tiny_run, output_dir))
+    try:
+        second = subprocess.run(classifier_command(tiny_run, output_dir, 1), capture_output=True, text=True,
+                                env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+        assert second.returncode == 1 and "Traceback" not in second.stderr
+        assert last_line(second.stderr).startswith(f"error: output_dir {output_dir} is in use by another run (pid "
+                                                   f"{process.pid} on ")
+    finally:
+        process.kill()  # kill -9: the operating system releases its lock
+        process.communicate()
+    assert os.path.exists(output_dir / LOCK_FILE)  # left behind by the killed run
+    third = subprocess.run(classifier_command(tiny_run, output_dir, 1), capture_output=True, text=True,
+                           env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert not os.path.exists(output_dir / LOCK_FILE)
+
+
+@pytest.mark.slow
+def test_divergence_ends_in_one_line_naming_the_step_and_keeps_the_last_checkpoint(tiny_run, tmp_path):
+    output_dir = tmp_path / "out"
+    completed = subprocess.run(classifier_command(tiny_run, output_dir, 2, "--learning_rate=1e12"),
+                               capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith("error: training diverged: the loss became NaN or infinite at step "), line
+    assert f"{output_dir}/model.ckpt-0 stays the newest checkpoint" in line
+    assert "--learning_rate" in line and "--precision=fp16" in line
+    assert newest_step(output_dir) == 0
+
+
+def test_the_lock_names_its_holder_and_is_gone_after_the_run(tmp_path):
+    with output_dir_lock(str(tmp_path)):
+        with pytest.raises(UserError, match=rf"is in use by another run \(pid {os.getpid()} on "):
+            with output_dir_lock(str(tmp_path)):
+                pass
+    assert not os.path.exists(tmp_path / LOCK_FILE)
+    with output_dir_lock(str(tmp_path)):  # free again
+        pass
+
+
+def test_a_file_being_written_is_not_under_its_name_until_complete(tmp_path):
+    path = tmp_path / "eval_results.txt"
+    path.write_text("old = 1\n")
+    with pytest.raises(RuntimeError):
+        with written_then_renamed(str(path)) as writer:
+            writer.write("new = 2\n")
+            assert path.read_text() == "old = 1\n"  # the old file stays whole while the new one is written
+            raise RuntimeError("killed while writing")
+    assert path.read_text() == "old = 1\n"
+    assert os.listdir(tmp_path) == ["eval_results.txt"]  # no partial file left
+    with written_then_renamed(str(path)) as writer:
+        writer.write("new = 2\n")
+    assert path.read_text() == "new = 2\n" and os.listdir(tmp_path) == ["eval_results.txt"]
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_moment_leaves_no_half_written_results(tiny_run, tmp_path):
+    """Killed at several points of a train/eval/predict run, the folder holds only whole files: a rerun of the same
+    command finishes, and every results file present parses."""
+    output_dir = tmp_path / "out"
+    command = classifier_command(tiny_run, output_dir, 1) + ["--do_eval=true", "--do_predict=true"]
+    for delay in (2.0, 4.0, 6.0, 8.0):
+        process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+        time.sleep(delay)
+        process.kill()
+        process.wait()
+        # A file under its own name is whole (a killed write leaves at most a `.partial-<pid>` file beside it).
+        if (output_dir / "eval_results.txt").exists():
+            keys = [line.split(" = ")[0] for line in (output_dir / "eval_results.txt").read_text().splitlines()]
+            assert keys == ["eval_accuracy", "eval_f1", "eval_loss", "global_step", "loss"]
+        if (output_dir / "test_results.tsv").exists():
+            assert len((output_dir / "test_results.tsv").read_text().splitlines()) == 7
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len((output_dir / "test_results.tsv").read_text().splitlines()) == 7
