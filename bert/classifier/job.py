@@ -64,7 +64,8 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     if encoder is None:
         bert_config, tokenizer, init_checkpoint = load_pretrained(
             options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
-            options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train)
+            options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train,
+            output_dir=options.output_dir)
     else:
         bert_config, tokenizer, init_checkpoint = None, encoder.make_tokenizer(options.max_seq_length), None
     tf.io.gfile.makedirs(options.output_dir)

@@ -107,7 +107,8 @@ def run(options: NerOptions) -> NerResults:
     _check_options(options)
     bert_config, tokenizer, init_checkpoint = load_pretrained(
         options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
-        options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train)
+        options.max_seq_length, options.preserve_unused_tokens, do_train=options.do_train,
+        output_dir=options.output_dir)
     tf.io.gfile.makedirs(options.output_dir)
 
     train_sentences, train_scheme = None, None

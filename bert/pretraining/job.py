@@ -302,6 +302,7 @@ def run(options: PretrainingOptions) -> Optional[Dict[str, np.generic]]:
     lengths = options.length_settings()
     bert_config = modeling.BertConfig.from_json_file(options.bert_config_file)
     _check_model_fits(options, bert_config)
+    checkpoints.check_same_model(options.output_dir, bert_config, options.bert_config_file)
     input_files = pretraining_data.expand_input_patterns(options.input_file)
     tf.logging.info("*** Input Files ***")
     for input_file in input_files:

@@ -6,6 +6,7 @@ from typing import Optional
 
 import tensorflow.compat.v1 as tf
 
+from bert import modeling
 from bert.common.errors import UserError, UserFileNotFoundError
 
 
@@ -62,3 +63,43 @@ def checkpoint_global_step(model_dir: str) -> int:
     if not latest:
         return 0
     return int(tf.train.load_variable(latest, tf.GraphKeys.GLOBAL_STEP))
+
+
+def check_same_model(output_dir: str, bert_config: modeling.BertConfig, config_source: str) -> None:
+    """Fails before anything is written when `output_dir` already holds checkpoints of a model of other sizes
+    than `bert_config` (read from `config_source`): TensorFlow would fail later, restoring, with a shape error.
+    The message names the first variable whose shape differs and the config values behind it."""
+    latest = tf.train.latest_checkpoint(output_dir) if tf.io.gfile.isdir(output_dir) else None
+    if latest is None:
+        return
+    shapes = _variable_shapes(latest)
+    config = bert_config
+    expected = [
+        ("bert/embeddings/word_embeddings", [config.vocab_size, config.hidden_size], ("vocab_size", "hidden_size")),
+        ("bert/embeddings/token_type_embeddings", [config.type_vocab_size, config.hidden_size],
+         ("type_vocab_size", "hidden_size")),
+        ("bert/embeddings/position_embeddings", [config.max_position_embeddings, config.hidden_size],
+         ("max_position_embeddings", "hidden_size")),
+        ("bert/encoder/layer_0/intermediate/dense/kernel", [config.hidden_size, config.intermediate_size],
+         ("hidden_size", "intermediate_size")),
+    ]
+    advice = "give a new --output_dir, or the bert_config_file of the model in it; nothing in it was changed"
+    for name, shape, settings in expected:
+        if name in shapes and list(shapes[name]) != shape:
+            values = ", ".join(f"{setting}={getattr(config, setting)}" for setting in settings)
+            raise UserError(f"output_dir {output_dir} holds checkpoint {latest} of another model: its {name} has "
+                            f"shape {list(shapes[name])}, but {config_source} gives {shape} ({values}): {advice}")
+    layers = {int(name.split("/")[2][len("layer_"):]) for name in shapes if name.startswith("bert/encoder/layer_")}
+    if layers and len(layers) != config.num_hidden_layers:
+        raise UserError(f"output_dir {output_dir} holds checkpoint {latest} of another model: it has {len(layers)} "
+                        f"encoder layers, but {config_source} gives num_hidden_layers={config.num_hidden_layers}: "
+                        f"{advice}")
+
+
+def _variable_shapes(checkpoint: str) -> dict:
+    try:
+        return tf.train.load_checkpoint(checkpoint).get_variable_to_shape_map()
+    except tf.errors.OpError as error:
+        raise UserError(f"checkpoint {checkpoint} cannot be read ({error.message.splitlines()[0]}): it may be "
+                        "truncated or damaged (an interrupted copy or download); copy it again, or remove it and "
+                        "its `checkpoint` entry to start from the one before") from None

@@ -16,9 +16,9 @@ class Pretrained(NamedTuple):
 
 def load_pretrained(bert_config: Union[str, modeling.BertConfig], vocab_file: str, init_checkpoint: Optional[str],
                     do_lower_case: bool, max_seq_length: int, preserve_unused_tokens: bool = False,
-                    do_train: bool = False) -> Pretrained:
+                    do_train: bool = False, output_dir: Optional[str] = None) -> Pretrained:
     """Reads the config (a bert_config.json path, or a BertConfig) and vocabulary and finds the checkpoint, each
-    checked against the others.
+    checked against the others, and against the model whose checkpoints `output_dir` may hold already.
 
     Raises:
       UserError: do_lower_case contradicts the checkpoint's name (a Google "uncased"/"cased" model),
@@ -35,4 +35,6 @@ def load_pretrained(bert_config: Union[str, modeling.BertConfig], vocab_file: st
     tokenizer = tokenization.FullTokenizer(vocab_file=vocab_file, do_lower_case=do_lower_case,
                                            preserve_unused_tokens=preserve_unused_tokens)
     modeling.check_vocab_fits(bert_config, len(tokenizer.vocab), vocab_file)
+    if output_dir is not None:
+        checkpoints.check_same_model(output_dir, bert_config, config_file or "the BERT config")
     return Pretrained(bert_config, tokenizer, checkpoints.resolve_checkpoint_path(init_checkpoint))

@@ -71,7 +71,7 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
     predicting."""
     bert_config, tokenizer, init_checkpoint = load_pretrained(
         options.bert_config_file, options.vocab_file, options.init_checkpoint, options.do_lower_case,
-        options.max_seq_length, options.preserve_unused_tokens)
+        options.max_seq_length, options.preserve_unused_tokens, output_dir=options.output_dir)
     validate_options(options)
     tf.io.gfile.makedirs(options.output_dir)
 

@@ -2,6 +2,7 @@
 SIGINT mid-training, kill -9, divergence; and files that appear whole or not at all."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,3 +158,55 @@ def test_kill_9_at_any_moment_leaves_no_half_written_results(tiny_run, tmp_path)
     completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert len((output_dir / "test_results.tsv").read_text().splitlines()) == 7
+
+
+@pytest.fixture(scope="module")
+def trained_output_dir(tiny_run, tmp_path_factory):
+    """A run's output_dir after one epoch of the tiny model (6 steps)."""
+    output_dir = tmp_path_factory.mktemp("trained") / "out"
+    completed = subprocess.run(classifier_command(tiny_run, output_dir, 1), capture_output=True, text=True,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    return output_dir
+
+
+def folder_state(folder):
+    return {path.name: (path.stat().st_size, path.stat().st_mtime_ns) for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("overrides,message", [
+    ({"hidden_size": 48, "intermediate_size": 37}, "its bert/embeddings/word_embeddings has shape [{vocab}, 32], but "
+                                                   "{config} gives [{vocab}, 48] (vocab_size={vocab}, hidden_size=48)"),
+    ({"num_hidden_layers": 3}, "it has 2 encoder layers, but {config} gives num_hidden_layers=3"),
+])
+def test_another_models_output_dir_is_refused_naming_the_variable_and_config_values(
+        tiny_run, trained_output_dir, tmp_path, overrides, message):
+    other_model = make_tiny_model_dir(str(tmp_path / "other"), **overrides)
+    config = f"{other_model}/bert_config.json"
+    vocab = len(open(f"{other_model}/vocab.txt").read().split())
+    before = folder_state(trained_output_dir)
+    command = [arg if not arg.startswith(("--bert_config_file", "--init_checkpoint")) else
+               arg.split("=")[0] + "=" + (config if "config" in arg else f"{other_model}/bert_model.ckpt")
+               for arg in classifier_command(tiny_run, trained_output_dir, 2)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith(f"error: output_dir {trained_output_dir} holds checkpoint {trained_output_dir}/model.ckpt-6 "
+                           "of another model: "), line
+    assert message.format(vocab=vocab, config=config) in line
+    assert folder_state(trained_output_dir) == before  # nothing touched
+
+
+@pytest.mark.slow
+def test_a_truncated_checkpoint_in_output_dir_is_named(tiny_run, trained_output_dir, tmp_path):
+    output_dir = tmp_path / "out"
+    shutil.copytree(trained_output_dir, output_dir)
+    index = output_dir / "model.ckpt-6.index"
+    index.write_bytes(index.read_bytes()[:40])  # an interrupted copy
+    completed = subprocess.run(classifier_command(tiny_run, output_dir, 2), capture_output=True, text=True,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith(f"error: checkpoint {output_dir}/model.ckpt-6 cannot be read ("), line
+    assert "truncated or damaged" in line
