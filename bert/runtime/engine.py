@@ -72,10 +72,12 @@ def make_estimator(model_fn: Callable, settings: RunSettings, train_batch_size: 
     if engine == "session":
         from bert.runtime.session_engine import SessionEstimator
 
-        return GuardedEngine(SessionEstimator(model_fn, settings, batch_sizes, params), settings.output_dir)
-    from bert.runtime.estimator import make_tpu_estimator
+        inner = SessionEstimator(model_fn, settings, batch_sizes, params)
+    else:
+        from bert.runtime.estimator import make_tpu_estimator
 
-    return GuardedEngine(make_tpu_estimator(model_fn, settings, batch_sizes, params), settings.output_dir)
+        inner = make_tpu_estimator(model_fn, settings, batch_sizes, params)
+    return GuardedEngine(inner, settings.output_dir, settings.performance.precision)
 
 
 def _with_run_params(model_fn: Callable, settings: performance.PerformanceSettings,

@@ -15,6 +15,7 @@ from absl import app, flags
 
 from bert.common.errors import UserError, report_error, user_errors_reported  # noqa: F401 (user_errors_reported: API)
 from bert.runtime import engine
+from bert.runtime.guard import faults_reported
 from bert.runtime import logs as program_logging
 from bert.runtime import performance
 from bert.runtime.options import RunSettings, dataclass_from_flags
@@ -308,7 +309,7 @@ def run_program(program_main: Callable[[], None], required_flags: Sequence[str] 
     (see `user_errors_reported`). Every script's main goes through here."""
 
     def main(argv):
-        with user_errors_reported():
+        with user_errors_reported(), faults_reported():
             if len(argv) > 1:
                 raise UserError(f"unexpected argument {argv[1]!r}: flags are written --name=value "
                                 f"(booleans also --name / --noname)")

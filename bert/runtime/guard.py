@@ -7,14 +7,22 @@
 - A loss that becomes NaN or infinite (TensorFlow's NanTensorHook stops the run before anything is saved) ends in one
   line naming the step, the likely causes and the checkpoint that stays the newest.
 
+`faults_reported` (around every program's main) turns what the machine does to a run into one line too: a full
+disk (naming the path and what a checkpoint needs; TensorFlow writes a checkpoint's `checkpoint` entry last, so the
+previous one stays the newest) and a file TensorFlow finds truncated or damaged.
+
 On Cloud TPU the hooks run between loops of iterations_per_loop steps, so a signal stops training at the end of the
 running loop.
 """
 
+import contextlib
+import errno
+import glob
 import os
+import re
 import signal
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
@@ -53,11 +61,13 @@ class _StopOnSignalHook(tf.train.SessionRunHook):
 
 class GuardedEngine:
     """An engine (TPUEstimator, DistributedEstimator or SessionEstimator) whose `train` stops cleanly on a signal and
-    reports divergence as a UserError; everything else is the engine's own."""
+    reports divergence as a UserError, and whose `predict` refuses what would crash the process; everything else
+    is the engine's own."""
 
-    def __init__(self, engine, output_dir: str):
+    def __init__(self, engine, output_dir: str, precision: str = "fp32"):
         self._engine = engine
         self._output_dir = output_dir
+        self._precision = precision
 
     def __getattr__(self, name: str):
         return getattr(self._engine, name)
@@ -77,6 +87,14 @@ class GuardedEngine:
                                  f"{tf.train.latest_checkpoint(self._output_dir)}; run the same command to resume "
                                  "from it", stopper.signal_number)
         return self
+
+    def predict(self, input_fn: Callable, *args, **kwargs):
+        if self._precision == "fp16" and not tf.config.list_physical_devices("GPU"):
+            # Emulated float16 trains and evaluates on a CPU (for testing GPU runs), but TensorFlow's CPU float16
+            # kernels crash the process (a segmentation fault) in the prediction graph's attention.
+            raise UserError("--precision=fp16 prediction needs a GPU: on a CPU TensorFlow's float16 kernels crash "
+                            "it; use --precision=bf16 (CPUs with bfloat16 units) or fp32")
+        return self._engine.predict(input_fn, *args, **kwargs)
 
 
 def _install_handlers(handler: Callable) -> dict:
@@ -98,3 +116,32 @@ def _divergence_message(last_good_step: Optional[int], output_dir: str) -> str:
     return (f"training diverged: the loss became NaN or infinite{step}; {kept}. Likely causes: a learning rate too "
             "high for this model and batch size (lower --learning_rate, or warm up longer), or float16 overflow "
             "with --precision=fp16 (use bf16 or fp32)")
+
+
+@contextlib.contextmanager
+def faults_reported() -> Iterator[None]:
+    """Raises a UserError, naming the file, for a full disk or a file TensorFlow finds truncated or damaged."""
+    try:
+        yield
+    except tf.errors.ResourceExhaustedError as error:
+        if "No space left on device" not in error.message:
+            raise
+        raise UserError(_disk_full_message(error.message.split(";")[0].strip())) from None
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        raise UserError(_disk_full_message(error.filename or "the output")) from None
+    except tf.errors.DataLossError as error:
+        raise UserError(f"a file is truncated or damaged: {error.message.splitlines()[0]}; copy or create it again "
+                        "(an interrupted download, copy or run leaves such files)") from None
+
+
+def _disk_full_message(path: str) -> str:
+    path = re.sub(r"\.(tmp|partial-)[0-9a-f]*$", "", path)  # the temporary name a write used
+    folder = os.path.dirname(path) or "."
+    newest = tf.train.latest_checkpoint(folder) if tf.io.gfile.isdir(folder) else None
+    message = f"no space left on the device of {path}: free space there or use a folder on a larger disk"
+    if newest:
+        size = sum(os.path.getsize(name) for name in glob.glob(glob.escape(newest) + ".*"))
+        message += f" (each checkpoint here needs {size / 2**20:.1f} MiB); {newest} stays the newest checkpoint"
+    return message

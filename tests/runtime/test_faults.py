@@ -11,7 +11,7 @@ import time
 import pytest
 import tensorflow.compat.v1 as tf
 from cli_helpers import SCRIPTS, last_line
-from helpers import make_tiny_model_dir
+from helpers import make_tiny_model_dir, require
 from task_data import write_mrpc_like
 
 from bert.common.errors import UserError
@@ -210,3 +210,43 @@ def test_a_truncated_checkpoint_in_output_dir_is_named(tiny_run, trained_output_
     line = last_line(completed.stderr)
     assert line.startswith(f"error: checkpoint {output_dir}/model.ckpt-6 cannot be read ("), line
     assert "truncated or damaged" in line
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """An 8 MiB file system (tmpfs), for a disk that fills up during a run."""
+    mount_point = tmp_path / "small_disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount_point)],
+                             capture_output=True).returncode == 0
+    require(mounted, "permission to mount a small tmpfs (root), to fill a disk")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_ends_in_one_line_and_the_previous_checkpoint_stays_the_newest(tiny_run, small_disk):
+    output_dir = small_disk / "out"
+    command = [arg if not arg.startswith("--save_checkpoints_steps") else "--save_checkpoints_steps=2"
+               for arg in classifier_command(tiny_run, output_dir, 10)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith(f"error: no space left on the device of {output_dir}/"), line
+    newest = tf.train.latest_checkpoint(str(output_dir))
+    assert "each checkpoint here needs " in line and f"{newest} stays the newest checkpoint" in line
+    reader = tf.train.load_checkpoint(newest)  # whole: every variable reads back
+    assert all(reader.get_tensor(name) is not None for name in reader.get_variable_to_shape_map())
+
+
+@pytest.mark.slow
+def test_fp16_prediction_on_a_cpu_is_refused_instead_of_crashing(tiny_run, trained_output_dir, tmp_path):
+    output_dir = tmp_path / "out"
+    shutil.copytree(trained_output_dir, output_dir)
+    command = [arg for arg in classifier_command(tiny_run, output_dir, 1) if arg != "--do_train=true"]
+    completed = subprocess.run(command + ["--do_predict=true", "--precision=fp16"], capture_output=True, text=True,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    assert last_line(completed.stderr) == ("error: --precision=fp16 prediction needs a GPU: on a CPU TensorFlow's "
+                                           "float16 kernels crash it; use --precision=bf16 (CPUs with bfloat16 "
+                                           "units) or fp32")
