@@ -58,25 +58,40 @@ def read_json_object(path: str, what: str = "JSON file") -> dict:
     return content
 
 
+class ReplacingFile:
+    """A file that takes `path`'s name only when complete: it is written under a temporary name beside `path`;
+    `commit()` renames it to `path` (atomic on local disks), `abandon()` removes it. A run killed while writing
+    leaves no half-written file under `path`'s name (at most a `<path>.partial-<pid>` beside it)."""
+
+    def __init__(self, path: str, mode: str = "w"):
+        self.path = path
+        self._temporary = f"{path}.partial-{os.getpid()}"
+        if is_local_path(path):
+            self.file = open(self._temporary, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        else:
+            import tensorflow.compat.v1 as tf  # only remote paths need it
+
+            self.file = tf.io.gfile.GFile(self._temporary, mode)
+
+    def commit(self) -> None:
+        self.file.close()
+        _rename(self._temporary, self.path)
+
+    def abandon(self) -> None:
+        self.file.close()
+        _remove_if_present(self._temporary)
+
+
 @contextlib.contextmanager
 def written_then_renamed(path: str, mode: str = "w") -> Iterator[IO]:
-    """A file to write `path`'s content to: a temporary file beside it, which replaces `path` when the block ends
-    without an exception (a rename, atomic on local disks) and is removed when it raises. A run killed while
-    writing leaves no half-written file under `path`'s name."""
-    temporary = f"{path}.partial-{os.getpid()}"
-    if is_local_path(path):
-        opened = open(temporary, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
-    else:
-        import tensorflow.compat.v1 as tf  # only remote paths need it
-
-        opened = tf.io.gfile.GFile(temporary, mode)
+    """The file of a ReplacingFile for `path`: committed when the block ends, abandoned when it raises."""
+    replacing = ReplacingFile(path, mode)
     try:
-        with opened as writer:
-            yield writer
-        _rename(temporary, path)
+        yield replacing.file
     except BaseException:
-        _remove_if_present(temporary)
+        replacing.abandon()
         raise
+    replacing.commit()
 
 
 def _rename(source: str, target: str) -> None:

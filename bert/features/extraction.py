@@ -41,6 +41,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import modeling, tokenization
 from bert.common.errors import UserError, UserFileNotFoundError
+from bert.common.file_io import ReplacingFile
 from bert.runtime import encoding, input_pipeline, specs
 from bert.runtime.engine import make_estimator
 from bert.runtime.options import RunSettings
@@ -583,20 +584,25 @@ class JsonLinesWriter:
 
     def __init__(self, path: str, layer_indexes: Sequence[int]):
         self._formatter = JsonLineFormatter(layer_indexes)
-        self._file = tf.io.gfile.GFile(path, "wb")
+        self._output = ReplacingFile(path, "wb")
+        self._file = self._output.file
 
     def write(self, linex_index: int, tokens: Sequence[str], layer_outputs: np.ndarray) -> None:
         """Appends the line of one input: `layer_outputs` float32 [num_layers, num_tokens, hidden]."""
         self._file.write(self._formatter.line(linex_index, tokens, layer_outputs))
 
     def close(self) -> None:
-        self._file.close()
+        """Completes the file: only now does it appear under its name."""
+        self._output.commit()
 
     def __enter__(self) -> "JsonLinesWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._output.abandon()
 
 
 class _WriteOnlyStream(io.RawIOBase):
@@ -631,7 +637,8 @@ class NpzFeatureWriter:
         self._token_offsets = np.concatenate([[0], np.cumsum(token_counts, dtype=np.int64)])
         self._dtype = np.dtype(dtype)
         self._tokens: List[str] = []
-        self._file = tf.io.gfile.GFile(path, "wb")
+        self._output = ReplacingFile(path, "wb")
+        self._file = self._output.file
         self._archive = zipfile.ZipFile(_WriteOnlyStream(self._file), mode="w", allowZip64=True)
         self._values = self._archive.open("values.npy", mode="w", force_zip64=True)
         shape = (int(self._token_offsets[-1]), len(self._layer_indexes), hidden_size)
@@ -654,7 +661,7 @@ class NpzFeatureWriter:
         self._add_array("tokens", np.array(self._tokens, dtype=str))
         self._add_array("layers", np.array(self._layer_indexes, dtype=np.int64))
         self._archive.close()
-        self._file.close()
+        self._output.commit()
 
     def _add_array(self, name: str, array: np.ndarray) -> None:
         buffer = io.BytesIO()
@@ -668,7 +675,7 @@ class NpzFeatureWriter:
         if exc_type is None:
             self.close()
         else:
-            self._file.close()
+            self._output.abandon()
 
 
 def load_npz_features(path: str) -> List[Tuple[List[str], np.ndarray]]:

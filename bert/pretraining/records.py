@@ -13,9 +13,11 @@ examples).
 
 import functools
 import struct
-from typing import BinaryIO, List, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
+
+from bert.common.file_io import ReplacingFile
 
 # ----------------------------------------------------------------------------------------------------------------
 # CRC-32C (Castagnoli), the checksum of the TFRecord format
@@ -244,14 +246,6 @@ class ExampleEncoder:
 # ----------------------------------------------------------------------------------------------------------------
 
 
-def _open_for_writing(path: str) -> BinaryIO:
-    if "://" in path:
-        import tensorflow.compat.v1 as tf  # only remote file systems need it
-
-        return tf.io.gfile.GFile(path, "wb")
-    return open(path, "wb")
-
-
 class RoundRobinRecordWriter:
     """Writes TFRecord entries to several files in turn (record i goes to file i mod n), as the original did.
 
@@ -269,9 +263,9 @@ class RoundRobinRecordWriter:
         self._files = []
         try:
             for path in self.output_files:
-                self._files.append(_open_for_writing(path))
+                self._files.append(ReplacingFile(path, "wb"))
         except BaseException:
-            self._close_files()
+            self._abandon_files()
             raise
 
     def write(self, payload: bytes) -> None:
@@ -281,7 +275,7 @@ class RoundRobinRecordWriter:
 
     def write_framed(self, entries: Sequence[bytes]) -> None:
         self._flush()
-        files = self._files
+        files = [output.file for output in self._files]
         first = self.num_written
         for offset, entry in enumerate(entries):
             files[(first + offset) % len(files)].write(entry)
@@ -292,19 +286,27 @@ class RoundRobinRecordWriter:
             pending, self._pending = self._pending, []
             self.write_framed(frame_records(pending))
 
-    def _close_files(self) -> None:
-        for handle in self._files:
-            handle.close()
+    def _abandon_files(self) -> None:
+        for output in self._files:
+            output.abandon()
         self._files = []
 
     def close(self) -> None:
+        """Completes the files: only now do they appear under their names (each written as a ReplacingFile)."""
         try:
             self._flush()
-        finally:
-            self._close_files()
+        except BaseException:
+            self._abandon_files()
+            raise
+        for output in self._files:
+            output.commit()
+        self._files = []
 
     def __enter__(self) -> "RoundRobinRecordWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._abandon_files()

@@ -16,6 +16,8 @@ from task_data import write_mrpc_like
 
 from bert.common.errors import UserError
 from bert.common.file_io import written_then_renamed
+from bert.features.extraction import JsonLinesWriter
+from bert.pretraining.records import RoundRobinRecordWriter
 from bert.runtime.outputs import LOCK_FILE, output_dir_lock
 
 STEPS_PER_EPOCH = 6  # 48 examples, batch 8
@@ -250,3 +252,19 @@ def test_fp16_prediction_on_a_cpu_is_refused_instead_of_crashing(tiny_run, train
     assert last_line(completed.stderr) == ("error: --precision=fp16 prediction needs a GPU: on a CPU TensorFlow's "
                                            "float16 kernels crash it; use --precision=bf16 (CPUs with bfloat16 "
                                            "units) or fp32")
+
+
+@pytest.mark.parametrize("make_writer", [
+    lambda path: RoundRobinRecordWriter([path]),
+    lambda path: JsonLinesWriter(path, [-1]),
+], ids=["tfrecords", "jsonl"])
+def test_record_and_feature_files_appear_only_when_complete(tmp_path, make_writer):
+    path = str(tmp_path / "output")
+    with pytest.raises(RuntimeError):
+        with make_writer(path):
+            assert os.listdir(tmp_path) == [f"output.partial-{os.getpid()}"]
+            raise RuntimeError("killed while writing")
+    assert os.listdir(tmp_path) == []
+    with make_writer(path):
+        pass
+    assert os.listdir(tmp_path) == ["output"]
