@@ -119,8 +119,9 @@ def _divergence_message(last_good_step: Optional[int], output_dir: str) -> str:
 
 
 @contextlib.contextmanager
-def faults_reported() -> Iterator[None]:
-    """Raises a UserError, naming the file, for a full disk or a file TensorFlow finds truncated or damaged."""
+def faults_reported(init_checkpoint: Optional[str] = None) -> Iterator[None]:
+    """Raises a UserError, naming the file, for a full disk or a file TensorFlow finds truncated or damaged
+    (`init_checkpoint`, the flag's value, names the warm-start checkpoint when its data file is short)."""
     try:
         yield
     except tf.errors.ResourceExhaustedError as error:
@@ -131,6 +132,13 @@ def faults_reported() -> Iterator[None]:
         if error.errno != errno.ENOSPC:
             raise
         raise UserError(_disk_full_message(error.filename or "the output")) from None
+    except tf.errors.OutOfRangeError as error:
+        if "Read less bytes than requested" not in error.message:
+            raise
+        which = (f"--init_checkpoint={init_checkpoint}" if "checkpoint_initializer" in error.message and init_checkpoint
+                 else "the checkpoint being restored")
+        raise UserError(f"{which}: a data file is shorter than its index says (an interrupted download or copy): "
+                        "copy or download the checkpoint again") from None
     except tf.errors.DataLossError as error:
         raise UserError(f"a file is truncated or damaged: {error.message.splitlines()[0]}; copy or create it again "
                         "(an interrupted download, copy or run leaves such files)") from None

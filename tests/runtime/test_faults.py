@@ -268,3 +268,19 @@ def test_record_and_feature_files_appear_only_when_complete(tmp_path, make_write
     with make_writer(path):
         pass
     assert os.listdir(tmp_path) == ["output"]
+
+
+@pytest.mark.slow
+def test_a_truncated_init_checkpoint_is_named(tiny_run, tmp_path):
+    model_dir, _ = tiny_run
+    damaged = tmp_path / "damaged"
+    shutil.copytree(model_dir, damaged)
+    data_file = damaged / "bert_model.ckpt.data-00000-of-00001"
+    data_file.write_bytes(data_file.read_bytes()[: data_file.stat().st_size // 2])  # an interrupted download
+    command = [arg if not arg.startswith("--init_checkpoint") else f"--init_checkpoint={damaged}/bert_model.ckpt"
+               for arg in classifier_command(tiny_run, tmp_path / "out", 1)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    assert last_line(completed.stderr) == (f"error: --init_checkpoint={damaged}/bert_model.ckpt: a data file is "
+                                           "shorter than its index says (an interrupted download or copy): copy or "
+                                           "download the checkpoint again")
