@@ -20,10 +20,11 @@ LOCK_FILE = ".bert-run.lock"
 def output_dir_lock(output_dir: str) -> Iterator[None]:
     """Holds `output_dir` for this process: a second run into it ends in a UserError naming the process that holds
     it. The lock is the operating system's (flock on LOCK_FILE), so a killed run's lock is gone with the process and
-    the next run takes over. Folders that are not local paths (gs://) are not locked: object stores have no locks."""
+    the next run takes over. A folder created for the lock and left empty by the run is removed again. Folders that are not local paths (gs://) are not locked: object stores have no locks."""
     if not is_local_path(output_dir):
         yield
         return
+    created = not os.path.isdir(output_dir)
     make_output_dir(output_dir)
     path = os.path.join(output_dir, LOCK_FILE)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -42,6 +43,8 @@ def output_dir_lock(output_dir: str) -> Iterator[None]:
     finally:
         os.remove(path)
         os.close(descriptor)  # releases the lock
+        if created and not os.listdir(output_dir):
+            os.rmdir(output_dir)  # a run refused before any work leaves no folder behind
 
 
 def check_output_dir(output_dir: str) -> None:
