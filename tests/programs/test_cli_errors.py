@@ -188,9 +188,16 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def results(work):
-    """Runs every case (three processes at a time) and returns their CompletedProcess by case id."""
+    """Runs every case (three processes at a time) and returns their CompletedProcess by case id. Each case writes
+    into a folder of its own: runs at the same time into one output_dir would find it in use (its lock)."""
+
+    def case_work(case):
+        root = os.path.join(work["root"], "cases", case)
+        os.makedirs(root)
+        return dict(work, root=root)
+
     with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {case: pool.submit(run_script, *build(work)) for case, (build, _) in CASES.items()}
+        futures = {case: pool.submit(run_script, *build(case_work(case))) for case, (build, _) in CASES.items()}
         return {case: future.result() for case, future in futures.items()}
 
 
