@@ -139,13 +139,19 @@ def check_vocab_fits(bert_config: BertConfig, vocab_size: int, vocab_file: Optio
     """Fails early when token ids could index past the word embedding table.
 
     Out-of-range ids do not fail cleanly everywhere (on some devices a gather returns zeros), so a vocab
-    larger than the config's vocab_size trains into garbage; a smaller vocab is fine (unused rows).
+    larger than the config's vocab_size trains into garbage. A smaller vocab leaves rows unused, as some models
+    pad their table, but it is also what a vocab file cut short by an interrupted download looks like (its
+    missing words would all become [UNK]): that gets a warning.
 
     Raises:
       ValueError: vocab_size > bert_config.vocab_size.
     """
+    source = f"vocab file {vocab_file}" if vocab_file else "the vocabulary"
+    if vocab_size < bert_config.vocab_size:
+        tf.logging.warning("%s has %d entries, fewer than the BERT config's vocab_size=%d: fine if the model's "
+                           "embedding table was padded, but if the file was cut short (an interrupted download) "
+                           "download it again", source, vocab_size, bert_config.vocab_size)
     if vocab_size > bert_config.vocab_size:
-        source = f"vocab file {vocab_file}" if vocab_file else "the vocabulary"
         raise UserError(
             f"{source} has {vocab_size} entries but the BERT config has vocab_size={bert_config.vocab_size}: "
             f"ids >= {bert_config.vocab_size} have no word embedding. Use the vocab and config of the same model.")

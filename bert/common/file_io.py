@@ -65,7 +65,7 @@ class ReplacingFile:
 
     def __init__(self, path: str, mode: str = "w"):
         self.path = path
-        self._temporary = f"{path}.partial-{os.getpid()}"
+        self._temporary = temporary_name(path)
         if is_local_path(path):
             self.file = open(self._temporary, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
         else:
@@ -75,11 +75,11 @@ class ReplacingFile:
 
     def commit(self) -> None:
         self.file.close()
-        _rename(self._temporary, self.path)
+        rename(self._temporary, self.path)
 
     def abandon(self) -> None:
         self.file.close()
-        _remove_if_present(self._temporary)
+        remove_if_present(self._temporary)
 
 
 @contextlib.contextmanager
@@ -94,7 +94,13 @@ def written_then_renamed(path: str, mode: str = "w") -> Iterator[IO]:
     replacing.commit()
 
 
-def _rename(source: str, target: str) -> None:
+def temporary_name(path: str) -> str:
+    """Where a file is written before it takes `path`'s name: beside it, so the rename stays on one disk."""
+    return f"{path}.partial-{os.getpid()}"
+
+
+def rename(source: str, target: str) -> None:
+    """Renames `source` to `target`, replacing it (atomically on a local disk)."""
     if is_local_path(target):
         os.replace(source, target)
         return
@@ -103,7 +109,7 @@ def _rename(source: str, target: str) -> None:
     tf.io.gfile.rename(source, target, overwrite=True)
 
 
-def _remove_if_present(path: str) -> None:
+def remove_if_present(path: str) -> None:
     if is_local_path(path):
         if os.path.exists(path):
             os.remove(path)

@@ -9,6 +9,7 @@ from typing import Callable, Dict, Optional
 
 import tensorflow.compat.v1 as tf
 
+from bert.common.errors import UserError
 from bert.runtime import performance
 from bert.runtime.options import RunSettings
 from bert.runtime.specs import ModeKeys, estimator_available
@@ -23,10 +24,7 @@ tpu_estimator = tf.estimator.tpu
 
 def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
     """The TPU RunConfig of the original (PER_HOST_V2 input, one loop = `iterations_per_loop` steps)."""
-    cluster = None
-    if settings.use_tpu and settings.tpu_name:
-        cluster = tf.distribute.cluster_resolver.TPUClusterResolver(
-            settings.tpu_name, zone=settings.tpu_zone, project=settings.gcp_project)
+    cluster = _tpu_cluster(settings) if settings.use_tpu and settings.tpu_name else None
     tpu_config = tpu_estimator.TPUConfig(
         tpu_job_name=settings.tpu_job_name,
         iterations_per_loop=settings.iterations_per_loop,
@@ -38,6 +36,18 @@ def make_run_config(settings: RunSettings) -> tpu_estimator.RunConfig:
     return tpu_estimator.RunConfig(cluster=cluster, master=settings.master, tpu_config=tpu_config,
                                    log_step_count_steps=log_step_count_steps,
                                    **_shared_run_config_arguments(settings))
+
+
+def _tpu_cluster(settings: RunSettings) -> tf.distribute.cluster_resolver.TPUClusterResolver:
+    """The Cloud TPU named by --tpu_name; one that cannot be found or reached is the user's to fix, whatever the
+    network or Google API library raised (they raise many types)."""
+    try:
+        return tf.distribute.cluster_resolver.TPUClusterResolver(
+            settings.tpu_name, zone=settings.tpu_zone, project=settings.gcp_project)
+    except Exception as error:  # noqa: BLE001 - see the docstring
+        raise UserError(f"--tpu_name={settings.tpu_name}: cannot find or reach this Cloud TPU "
+                        f"({type(error).__name__}: {error}); check --tpu_name, --tpu_zone and --gcp_project, and that "
+                        "this VM can reach the Cloud TPU API") from None
 
 
 def _shared_run_config_arguments(settings: RunSettings) -> dict:

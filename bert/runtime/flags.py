@@ -309,8 +309,8 @@ def run_program(program_main: Callable[[], None], required_flags: Sequence[str] 
     (see `user_errors_reported`). Every script's main goes through here."""
 
     def main(argv):
-        init_checkpoint = FLAGS.init_checkpoint if "init_checkpoint" in FLAGS else None
-        with user_errors_reported(), faults_reported(init_checkpoint):
+        string_flags = {name: FLAGS[name].value for name in FLAGS if isinstance(FLAGS[name].value, str)}
+        with user_errors_reported(), faults_reported(string_flags):
             if len(argv) > 1:
                 raise UserError(f"unexpected argument {argv[1]!r}: flags are written --name=value "
                                 f"(booleans also --name / --noname)")

@@ -9,7 +9,8 @@
 
 `faults_reported` (around every program's main) turns what the machine does to a run into one line too: a full
 disk (naming the path and what a checkpoint needs; TensorFlow writes a checkpoint's `checkpoint` entry last, so the
-previous one stays the newest) and a file TensorFlow finds truncated or damaged.
+previous one stays the newest), a file TensorFlow finds truncated or damaged (naming it, also when TensorFlow names
+only a record's offset) and a gs:// path that cannot be reached (naming the flag).
 
 On Cloud TPU the hooks run between loops of iterations_per_loop steps, so a signal stops training at the end of the
 running loop.
@@ -22,11 +23,12 @@ import os
 import re
 import signal
 import threading
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, List, Mapping, Optional, Sequence
 
 import tensorflow.compat.v1 as tf
 
 from bert.common.errors import RunInterrupted, UserError
+from bert.runtime.input_pipeline import damaged_record_file
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -119,9 +121,12 @@ def _divergence_message(last_good_step: Optional[int], output_dir: str) -> str:
 
 
 @contextlib.contextmanager
-def faults_reported(init_checkpoint: Optional[str] = None) -> Iterator[None]:
-    """Raises a UserError, naming the file, for a full disk or a file TensorFlow finds truncated or damaged
-    (`init_checkpoint`, the flag's value, names the warm-start checkpoint when its data file is short)."""
+def faults_reported(flag_values: Optional[Mapping[str, str]] = None) -> Iterator[None]:
+    """Raises a UserError, naming the file or flag, for a full disk, a file TensorFlow finds truncated or damaged,
+    or a gs:// path that cannot be reached. `flag_values` (the program's string flags by name) lets the line name
+    the flag: --init_checkpoint for a short warm-start checkpoint, the --input_file / output_dir TFRecords searched
+    for a record TensorFlow reports by its offset only, the flag holding an unreachable gs:// path."""
+    flag_values = dict(flag_values or {})
     try:
         yield
     except tf.errors.ResourceExhaustedError as error:
@@ -135,13 +140,67 @@ def faults_reported(init_checkpoint: Optional[str] = None) -> Iterator[None]:
     except tf.errors.OutOfRangeError as error:
         if "Read less bytes than requested" not in error.message:
             raise
+        init_checkpoint = flag_values.get("init_checkpoint")
         which = (f"--init_checkpoint={init_checkpoint}" if "checkpoint_initializer" in error.message and init_checkpoint
                  else "the checkpoint being restored")
         raise UserError(f"{which}: a data file is shorter than its index says (an interrupted download or copy): "
                         "copy or download the checkpoint again") from None
     except tf.errors.DataLossError as error:
-        raise UserError(f"a file is truncated or damaged: {error.message.splitlines()[0]}; copy or create it again "
-                        "(an interrupted download, copy or run leaves such files)") from None
+        raise UserError(_data_loss_message(error.message, _record_patterns(flag_values))) from None
+    except tf.errors.OpError as error:
+        remote_path = _REMOTE_PATH.search(error.message)
+        if not remote_path:
+            raise
+        raise UserError(_unreachable_message(remote_path.group(0), _reason(error.message), flag_values)) from None
+
+
+_REMOTE_PATH = re.compile(r"gs://[^\s'\"]+")
+
+
+def _unreachable_message(path: str, reason: str, flag_values: Mapping[str, str]) -> str:
+    flag = _flag_holding(path, flag_values)
+    return (f"{flag + ': ' if flag else ''}cannot use {path}: {reason}. Check the path, this machine's network, and "
+            "its credentials for the bucket (gcloud auth application-default login, or a service account with access "
+            "to it)")
+
+
+def _flag_holding(path: str, flag_values: Mapping[str, str]) -> Optional[str]:
+    """`--name=value` of the flag whose value (a path, a glob or a comma-separated list of them) leads to `path`."""
+    for name, value in flag_values.items():
+        for part in value.split(","):
+            prefix = part.strip().split("*")[0]
+            if prefix.startswith("gs://") and (path.startswith(prefix) or prefix.startswith(path)):
+                return f"--{name}={value}"
+    return None
+
+
+def _reason(tensorflow_message: str) -> str:
+    """The line of a TensorFlow error message that says what went wrong (not where in the graph)."""
+    lines = [line.strip() for line in tensorflow_message.splitlines()]
+    reason = next((line for line in reversed(lines) if line and not line.startswith(("[[", "Node:", "File ", "when "))),
+                  tensorflow_message.strip())
+    return reason.split(", error details")[0]
+
+
+def _record_patterns(flag_values: Mapping[str, str]) -> List[str]:
+    """The TFRecord files a program may read: its --input_file patterns and the records it keeps in output_dir."""
+    patterns = [os.path.join(flag_values["output_dir"], "*.tf_record")] if flag_values.get("output_dir") else []
+    return patterns + [part.strip() for part in flag_values.get("input_file", "").split(",") if part.strip()]
+
+
+_DAMAGED_RECORD = re.compile(r"(corrupted|truncated) record at (\d+)")
+
+
+def _data_loss_message(tensorflow_message: str, record_patterns: Sequence[str]) -> str:
+    damaged_record = _DAMAGED_RECORD.search(tensorflow_message)
+    if damaged_record:
+        kind, offset = damaged_record.group(1), int(damaged_record.group(2))
+        candidates = [path for pattern in record_patterns for path in sorted(tf.io.gfile.glob(pattern))]
+        path = damaged_record_file(candidates, offset)
+        return (f"{path or 'a TFRecord file read by this run'}: the record at byte {offset} is {kind} (an "
+                "interrupted write or copy, or a damaged disk): create or copy the file again")
+    return (f"a file is truncated or damaged: {_reason(tensorflow_message)}; copy or create it again (an "
+            "interrupted download, copy or run leaves such files)")
 
 
 def _disk_full_message(path: str) -> str:

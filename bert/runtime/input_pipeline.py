@@ -8,11 +8,13 @@ records back, so writer and reader cannot drift apart.
 import collections
 import dataclasses
 import multiprocessing
+import struct
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from bert.common.file_io import remove_if_present, rename, temporary_name
 from bert.runtime.sequence_length import LengthSettings, group_batches_by_length
 
 
@@ -58,26 +60,41 @@ def to_tf_example(values: Mapping[str, object], spec: FeatureSpec) -> tf.train.E
 
 
 class TFRecordFeatureWriter:
-    """Writes feature dicts as serialized tf.train.Examples to one TFRecord file (local or gs://)."""
+    """Writes feature dicts as serialized tf.train.Examples to one TFRecord file (local or gs://).
+
+    The records go to a temporary name beside `path` that `close()` renames to `path`, so a run killed while
+    writing never leaves a short file that a rerun would read as complete; leaving a `with` block by an exception
+    removes the temporary file instead.
+    """
 
     def __init__(self, path: str, spec: FeatureSpec):
         self.path = path
         self.spec = list(spec)
         self.num_written = 0
-        self._writer = tf.io.TFRecordWriter(path)
+        self._temporary = temporary_name(path)
+        self._writer = tf.io.TFRecordWriter(self._temporary)
 
     def write(self, values: Mapping[str, object]) -> None:
         self._writer.write(to_tf_example(values, self.spec).SerializeToString())
         self.num_written += 1
 
     def close(self) -> None:
+        """Completes the file: only now does it appear under its name."""
         self._writer.close()
+        rename(self._temporary, self.path)
+
+    def abandon(self) -> None:
+        self._writer.close()
+        remove_if_present(self._temporary)
 
     def __enter__(self) -> "TFRecordFeatureWriter":
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc_info) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abandon()
 
 
 def write_tfrecord(path: str, rows: Iterable[Mapping[str, object]], spec: FeatureSpec) -> int:
@@ -114,6 +131,69 @@ def read_tfrecord(path: str, spec: FeatureSpec) -> List[Dict[str, np.ndarray]]:
             row[f.name] = values.reshape(f.shape)
         rows.append(row)
     return rows
+
+
+def _crc32c_table() -> List[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def _masked_crc32c(data: bytes) -> int:
+    """The checksum a TFRecord stores for its length and its data: CRC-32C, rotated and offset."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+_HEADER_BYTES = 12  # a record's length (uint64) and the length's checksum (uint32)
+
+
+def _record_is_whole(file, offset: int) -> bool:
+    """Whether a whole TFRecord (length, data and both checksums) starts at byte `offset` of the open `file`."""
+    file.seek(offset)
+    header = file.read(_HEADER_BYTES)
+    if len(header) < _HEADER_BYTES:
+        return False
+    length, length_crc = struct.unpack("<QI", header)
+    if _masked_crc32c(header[:8]) != length_crc:
+        return False
+    body = file.read(length + 4)
+    return len(body) == length + 4 and _masked_crc32c(body[:length]) == struct.unpack("<I", body[length:])[0]
+
+
+def _damaged_at(file, offset: int) -> bool:
+    """Whether the record TensorFlow reported at `offset` (its start, or the start of its data) is broken in
+    `file`: walks the records' headers from the start, seeking over their data, to the one at `offset`."""
+    position = 0
+    while position <= offset:
+        if position in (offset, offset - _HEADER_BYTES):
+            return not _record_is_whole(file, position)
+        file.seek(position)
+        header = file.read(_HEADER_BYTES)
+        if len(header) < _HEADER_BYTES or _masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
+            return False  # not a TFRecord file, or broken before `offset` (TensorFlow would have named that)
+        position += _HEADER_BYTES + struct.unpack("<Q", header[:8])[0] + 4
+    return False
+
+
+def damaged_record_file(candidates: Iterable[str], offset: int) -> Optional[str]:
+    """Which of the files `candidates` has the corrupted or truncated TFRecord that TensorFlow reported at byte
+    `offset` (its message names the offset, not the file); None when none has."""
+    for path in candidates:
+        with tf.io.gfile.GFile(path, "rb") as file:
+            if _damaged_at(file, offset):
+                return path
+    return None
 
 
 def input_fn_builder(input_files: Union[str, Sequence[str]], spec: FeatureSpec, is_training: bool,

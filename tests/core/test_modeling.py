@@ -511,10 +511,13 @@ def test_check_sequence_length():
         modeling.check_sequence_length(config, 512, bert_config_file="/models/x/bert_config.json")
 
 
-def test_check_vocab_fits():
+def test_check_vocab_fits(caplog):
     config = tiny_config(vocab_size=100)
-    modeling.check_vocab_fits(config, 100)
-    modeling.check_vocab_fits(config, 50)
+    with caplog.at_level(logging.WARNING):
+        modeling.check_vocab_fits(config, 100)
+        assert caplog.text == ""
+        modeling.check_vocab_fits(config, 50, vocab_file="/v/vocab.txt")  # padded table, or a download cut short
+    assert "vocab file /v/vocab.txt has 50 entries, fewer than the BERT config's vocab_size=100" in caplog.text
     with pytest.raises(ValueError, match=r"vocab file /v/vocab.txt has 101 entries .*vocab_size=100"):
         modeling.check_vocab_fits(config, 101, vocab_file="/v/vocab.txt")
     with pytest.raises(ValueError, match=r"101 entries"):

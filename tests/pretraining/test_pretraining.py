@@ -3,6 +3,7 @@
 import collections
 import glob
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -205,6 +206,25 @@ def test_killed_run_resumes_from_its_last_checkpoint(trained_run, tmp_path):
     assert "Saving checkpoints for 20" in result.stderr and "Saving checkpoints for 0 " not in result.stderr
     results = read_key_value_results(os.path.join(output_dir, "eval_results.txt"))
     assert int(results["global_step"]) == 20
+
+
+@pytest.mark.slow
+def test_a_damaged_record_in_one_of_the_input_files_is_named(trained_run, tmp_path):
+    """TensorFlow's message gives only the damaged record's offset; the program's line names the file."""
+    data = open(trained_run["data"], "rb").read()
+    (tmp_path / "part-0.tfrecord").write_bytes(data)
+    damaged = bytearray(data)
+    damaged[len(data) // 2] ^= 0xFF  # a flipped byte in the middle, as a bad disk or copy leaves
+    (tmp_path / "part-1.tfrecord").write_bytes(bytes(damaged))
+    command = [arg for arg in trained_run["command"] if not arg.startswith(("--do_train", "--max_eval_steps"))]
+    command = [arg if not arg.startswith(("--input_file", "--output_dir")) else
+               arg.split("=")[0] + "=" + str(tmp_path / ("part-*.tfrecord" if "input" in arg else "out"))
+               for arg in command] + ["--max_eval_steps=1000"]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = completed.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(rf"error: {tmp_path}/part-1.tfrecord: the record at byte \d+ is corrupted \(an interrupted "
+                        r"write or copy, or a damaged disk\): create or copy the file again", line), line
 
 
 # ----------------------------------------------------------------------------------------------------------------

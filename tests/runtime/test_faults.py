@@ -1,5 +1,6 @@
 """What really happens to long runs, done to real processes: a second run into a busy output_dir, SIGTERM and
-SIGINT mid-training, kill -9, divergence; and files that appear whole or not at all."""
+SIGINT mid-training, kill -9, divergence, a full disk, damaged checkpoints, unreachable gs:// paths and Cloud TPUs;
+and files that appear whole or not at all."""
 
 import os
 import shutil
@@ -18,6 +19,7 @@ from bert.common.errors import UserError
 from bert.common.file_io import written_then_renamed
 from bert.features.extraction import JsonLinesWriter
 from bert.pretraining.records import RoundRobinRecordWriter
+from bert.runtime.input_pipeline import Feature, TFRecordFeatureWriter
 from bert.runtime.outputs import LOCK_FILE, output_dir_lock
 
 STEPS_PER_EPOCH = 6  # 48 examples, batch 8
@@ -256,8 +258,9 @@ def test_fp16_prediction_on_a_cpu_is_refused_instead_of_crashing(tiny_run, train
 
 @pytest.mark.parametrize("make_writer", [
     lambda path: RoundRobinRecordWriter([path]),
+    lambda path: TFRecordFeatureWriter(path, [Feature("input_ids", (4,))]),
     lambda path: JsonLinesWriter(path, [-1]),
-], ids=["tfrecords", "jsonl"])
+], ids=["pretraining_records", "task_records", "jsonl"])
 def test_record_and_feature_files_appear_only_when_complete(tmp_path, make_writer):
     path = str(tmp_path / "output")
     with pytest.raises(RuntimeError):
@@ -284,3 +287,33 @@ def test_a_truncated_init_checkpoint_is_named(tiny_run, tmp_path):
     assert last_line(completed.stderr) == (f"error: --init_checkpoint={damaged}/bert_model.ckpt: a data file is "
                                            "shorter than its index says (an interrupted download or copy): copy or "
                                            "download the checkpoint again")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flag", ["output_dir", "init_checkpoint"])
+def test_a_gs_path_that_cannot_be_reached_is_named_with_its_flag(tiny_run, tmp_path, flag):
+    """Offline here, the bucket's host does not resolve; elsewhere, without credentials, access is denied: either
+    way one line naming the flag."""
+    value = f"gs://bert-tf-tests-no-such-bucket/{flag}"
+    command = [arg if not arg.startswith(f"--{flag}=") else f"--{flag}={value}"
+               for arg in classifier_command(tiny_run, tmp_path / "out", 1)]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+                               timeout=300)
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith(f"error: --{flag}={value}: cannot use {value}"), line
+    assert line.endswith("Check the path, this machine's network, and its credentials for the bucket (gcloud auth "
+                         "application-default login, or a service account with access to it)"), line
+
+
+@pytest.mark.slow
+@pytest.mark.needs_tf215
+def test_a_cloud_tpu_that_cannot_be_found_is_named(tiny_run, tmp_path):
+    command = classifier_command(tiny_run, tmp_path / "out", 1) + ["--use_tpu=true", "--tpu_name=bert-tf-no-such-tpu"]
+    completed = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""),
+                               timeout=300)
+    assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
+    line = last_line(completed.stderr)
+    assert line.startswith("error: --tpu_name=bert-tf-no-such-tpu: cannot find or reach this Cloud TPU ("), line
+    assert line.endswith("check --tpu_name, --tpu_zone and --gcp_project, and that this VM can reach the Cloud TPU "
+                         "API"), line
