@@ -11,7 +11,8 @@
 #   bash scripts/setup_env.sh --stack tf2.21   # .venv-tf2.21
 # .venv is a link to the stack's folder (an existing .venv is used as it is). The interpreter is $PYTHON if set
 # (it must suit the stack), else the first that runs of the stack's candidates, newest first: python3.13 ...
-# python3.9, python3, and pyenv's installed versions when pyenv is there. With none, nothing is installed.
+# python3.9 (each on PATH, then among pyenv's installed versions when pyenv is there), then python3. With none,
+# nothing is installed.
 # `--print-python`, `--print-venv` and `--print-extras` print the interpreter, folder or extras it would use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,17 +50,17 @@ suits_stack() {
   [ -n "$version" ] && [[ " $versions " == *" $version "* ]]
 }
 
+# Newest version first, each by its name on PATH and then among pyenv's installed versions (whose shim on PATH
+# fails when that version is not pyenv's selected one), so a newer version pyenv has wins over an older on PATH.
 candidates() {
   local version
   for version in $versions; do
     echo "python$version"
+    if command -v pyenv >/dev/null 2>&1; then
+      ls -d "$(pyenv root)/versions/$version".*/bin/"python$version" 2>/dev/null | sort -rV || true
+    fi
   done
   echo python3
-  if command -v pyenv >/dev/null 2>&1; then
-    for version in $versions; do
-      ls -d "$(pyenv root)/versions/$version".*/bin/"python$version" 2>/dev/null | sort -rV || true
-    done
-  fi
 }
 
 choose_python() {
