@@ -17,6 +17,7 @@ COMMANDS = {
     "bert-tf-run-ner": "bert.commands:run_ner",
     "bert-tf-convert-hf-checkpoint": "bert.commands:convert_hf_checkpoint",
     "bert-tf-evaluate-squad": "bert.commands:evaluate_squad",
+    "bert-tf-predict": "bert.commands:predict",
 }
 
 setup(

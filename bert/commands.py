@@ -11,7 +11,8 @@ import sys
 from bert.runtime import logs
 
 PROGRAMS = ("run_classifier", "run_squad", "run_pretraining", "create_pretraining_data", "extract_features",
-            "run_classifier_with_tfhub", "export_hub_module", "run_ner", "convert_hf_checkpoint", "evaluate_squad")
+            "run_classifier_with_tfhub", "export_hub_module", "run_ner", "convert_hf_checkpoint", "evaluate_squad",
+            "predict")
 
 
 def run(program: str) -> None:

@@ -178,6 +178,15 @@ def _is_chinese_char(cp: int) -> bool:
     return any(low <= cp <= high for low, high in _CJK_RANGES)
 
 
+# The character classes under public names, for the modules that split text as BasicTokenizer does (NER's words).
+is_whitespace = _is_whitespace
+is_punctuation = _is_punctuation
+
+
+def is_chinese_char(char: str) -> bool:
+    return _is_chinese_char(ord(char))
+
+
 class _CharTable(dict):
     """A `str.translate` table filled on demand: code point -> replacement (None deletes the character)."""
 

@@ -119,3 +119,49 @@ def assert_tie_in_golden(golden_entries, entries, qid):
             golden_score = golden_entry["start_logit"] + golden_entry["end_logit"]
             assert ours_in_golden is not None and abs(ours_in_golden - golden_score) <= SQUAD_GOLDEN_TOLERANCE, (
                 f"{qid}: candidate {rank} is {entry['text']!r}, the golden's {golden_entry['text']!r}, not a tie")
+
+
+# NER: CoNLL files of a learnable toy task.
+FILLER = "the a of and to in is was it he she they with for on at by from said good bad big small".split()
+ANIMALS = ["dog", "cat"]
+
+
+def tagged_sentence(rng, length):
+    """Filler words tagged O, animals B-animal, and 'new city' as a two-word B-place I-place."""
+    words, tags = [], []
+    while len(words) < length:
+        choice = rng.randint(4)
+        if choice == 0:
+            words.append(str(rng.choice(ANIMALS)))
+            tags.append("B-animal")
+        elif choice == 1:
+            words += ["new", "city"]
+            tags += ["B-place", "I-place"]
+        else:
+            words.append(str(rng.choice(FILLER)))
+            tags.append("O")
+    return words, tags
+
+
+def write_conll(path, sentences, with_tags=True, separator="\t"):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("-DOCSTART- -X- O O\n\n")
+        for words, tags in sentences:
+            for word, tag in zip(words, tags):
+                f.write(f"{word}{separator}{tag}\n" if with_tags else f"{word}\n")
+            f.write("\n")
+    return str(path)
+
+
+def write_ner_data(folder, seed=0, num_train=40, num_dev=8, num_test=6, long_test=True):
+    rng = np.random.RandomState(seed)
+    os.makedirs(folder, exist_ok=True)
+    write_conll(os.path.join(folder, "train.txt"), [tagged_sentence(rng, rng.randint(3, 10))
+                                                    for _ in range(num_train)])
+    write_conll(os.path.join(folder, "dev.txt"), [tagged_sentence(rng, rng.randint(3, 10)) for _ in range(num_dev)],
+                separator=" ")
+    test = [tagged_sentence(rng, rng.randint(3, 10)) for _ in range(num_test)]
+    if long_test:  # longer than one window of max_seq_length 16
+        test.append(tagged_sentence(rng, 40))
+    write_conll(os.path.join(folder, "test.txt"), test)
+    return str(folder), test

@@ -1,8 +1,8 @@
 """The package's layers, read from the imports of every module (docs/library.md has the map).
 
 common (the user-error type, reading user files) < core (modeling, tokenization, optimization) < runtime (running a
-task) < tasks (classifier, squad, pretraining, ner, features, interop) < programs (the top-level modules that
-`python -m bert.<program>` runs, and bert.commands). A module imports only from its own layer's package or lower
+task) < tasks (classifier, squad, pretraining, ner, features, interop) < serving (models kept loaded, using several
+tasks) < programs (the top-level modules that `python -m bert.<program>` runs, and bert.commands). A module imports only from its own layer's package or lower
 ones; the core only the error type and file reader; a task no other task; a program no other program; no cycles.
 """
 
@@ -15,6 +15,7 @@ PACKAGE_DIR = os.path.join(REPO_ROOT, "bert")
 CORE = {"bert.modeling", "bert.tokenization", "bert.optimization"}
 TASKS = ("classifier", "squad", "pretraining", "ner", "features", "interop")
 CORE_MAY_IMPORT = {"bert.common.errors", "bert.common.file_io"}
+PROGRAM_RANK = 5
 
 
 def module_names():
@@ -48,7 +49,7 @@ def layer(module):
     """(rank, package) of a module: its layer and the package it belongs to."""
     parts = module.split(".")
     if module == "bert":
-        return 4, "bert"
+        return PROGRAM_RANK, "bert"
     if parts[1] == "common":
         return 0, "bert.common"
     if module in CORE:
@@ -57,7 +58,9 @@ def layer(module):
         return 2, "bert.runtime"
     if parts[1] in TASKS:
         return 3, "bert." + parts[1]
-    return 4, module  # a program
+    if parts[1] == "serving":
+        return 4, "bert.serving"
+    return PROGRAM_RANK, module  # a program
 
 
 def import_graph():
@@ -68,7 +71,7 @@ def import_graph():
 def test_every_module_has_a_layer_and_programs_are_top_level():
     for module in import_graph():
         rank, _ = layer(module)
-        if rank == 4:
+        if rank == PROGRAM_RANK:
             assert module.count(".") <= 1, f"{module} is in no known subpackage"
 
 
@@ -81,8 +84,8 @@ def layering_violations(graph):
             imported_rank, imported_package = layer(imported)
             if rank == 1:
                 allowed = imported in CORE_MAY_IMPORT
-            elif rank == 4:
-                allowed = imported_rank < 4 or module == "bert"
+            elif rank == PROGRAM_RANK:
+                allowed = imported_rank < PROGRAM_RANK or module == "bert"
             else:
                 allowed = imported_rank < rank or imported_package == package
             if not allowed:
@@ -127,8 +130,10 @@ def test_the_checks_catch_what_they_forbid():
                                 "bert.tokenization": {"bert.common.file_io"},  # allowed
                                 "bert.runtime.export": {"bert.classifier.data"},  # runtime on a task
                                 "bert.ner.data": {"bert.squad.data"},  # task on another task
+                                "bert.squad.job": {"bert.serving.predictor"},  # task on serving
                                 "bert.run_ner": {"bert.run_squad"}}) == [  # program on another program
         "bert.modeling imports bert.runtime.performance", "bert.ner.data imports bert.squad.data",
-        "bert.run_ner imports bert.run_squad", "bert.runtime.export imports bert.classifier.data"]
+        "bert.run_ner imports bert.run_squad", "bert.runtime.export imports bert.classifier.data",
+        "bert.squad.job imports bert.serving.predictor"]
     assert find_cycle({"bert.squad.data": {"bert.squad.job"}, "bert.squad.job": {"bert.squad.data"}}) == [
         "bert.squad.data", "bert.squad.job", "bert.squad.data"]

@@ -20,6 +20,7 @@ from bert.runtime.engine import make_estimator
 from bert.runtime.options import REQUIRED, FineTuningOptions
 from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained
+from bert.runtime.task_file import TaskDescription, save_task_description, save_with_saved_model
 
 
 @dataclasses.dataclass
@@ -71,6 +72,13 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     tf.io.gfile.makedirs(options.output_dir)
 
     label_list = processor.get_labels()
+    description = None
+    if encoder is None:  # a TF Hub encoder's run has no vocab file or config to save
+        description = TaskDescription(
+            task="classifier", max_seq_length=options.max_seq_length, do_lower_case=options.do_lower_case,
+            bert_config=bert_config.to_dict(), preserve_unused_tokens=options.preserve_unused_tokens,
+            task_name=options.task_name.lower(), labels=None if processor.is_regression else list(label_list))
+        save_task_description(options.output_dir, description, options.vocab_file)
     train_examples, num_train_steps, num_warmup_steps = None, None, None
     if options.do_train:
         train_examples = processor.get_train_examples(options.data_dir)
@@ -100,6 +108,8 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
         results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
     if options.export_dir:
         results.saved_model_dir = phase.export(init_checkpoint)
+        if description is not None:
+            save_with_saved_model(results.saved_model_dir, description, options.vocab_file)
     return results
 
 

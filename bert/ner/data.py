@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from bert import tokenization
 from bert.common.errors import UserError
 from bert.ner import metrics as ner_metrics
 from bert.runtime import input_pipeline, sequence_length
@@ -171,6 +172,28 @@ def read_evaluation_sentences(path: str, flag: str, tag_scheme: str, label_list:
     sentences = converted(raw, tag_scheme)
     check_known_tags(sentences, label_list)
     return sentences
+
+
+# --- Raw text ----------------------------------------------------------------------------------------------------
+
+def split_words(text: str) -> List[Tuple[str, int, int]]:
+    """The words of raw text as CoNLL files hold them, with their character offsets (start, end): runs of
+    non-space characters, each punctuation character and CJK ideograph a word of its own (where BERT's
+    BasicTokenizer splits)."""
+    words = []
+    start = None
+    for position, char in enumerate(text):
+        alone = tokenization.is_punctuation(char) or tokenization.is_chinese_char(char)
+        if start is not None and (alone or tokenization.is_whitespace(char)):
+            words.append((text[start:position], start, position))
+            start = None
+        if alone:
+            words.append((char, position, position + 1))
+        elif start is None and not tokenization.is_whitespace(char):
+            start = position
+    if start is not None:
+        words.append((text[start:], start, len(text)))
+    return words
 
 
 # --- Windows of sub-tokens ---------------------------------------------------------------------------------------

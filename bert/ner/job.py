@@ -25,6 +25,7 @@ from bert.runtime.engine import make_estimator
 from bert.runtime.options import REQUIRED, FineTuningOptions
 from bert.runtime.outputs import write_key_value_results
 from bert.runtime.pretrained import load_pretrained
+from bert.runtime.task_file import TaskDescription, save_task_description, save_with_saved_model
 
 LABELS_FILE = "ner_labels.json"
 
@@ -116,6 +117,11 @@ def run(options: NerOptions) -> NerResults:
         train_sentences, train_scheme = ner_data.read_training_sentences(
             options.path(options.train_file), options.tag_scheme, options.alternative_tags)
     label_set = _label_set(options, train_sentences, train_scheme)
+    description = TaskDescription(
+        task="ner", max_seq_length=options.max_seq_length, do_lower_case=options.do_lower_case,
+        bert_config=bert_config.to_dict(), preserve_unused_tokens=options.preserve_unused_tokens,
+        labels=list(label_set.labels), settings={"doc_stride": options.doc_stride})
+    save_task_description(options.output_dir, description, options.vocab_file)
     # Read every input before the (long) training so that a bad dev/test file fails at once.
     dev_sentences, test_sentences = None, None
     if options.do_eval:
@@ -157,6 +163,7 @@ def run(options: NerOptions) -> NerResults:
     if options.export_dir:
         spec = ner_data.ner_feature_spec(options.max_seq_length)
         results.saved_model_dir = export.export_task_model(estimator, options.export_dir, spec, init_checkpoint)
+        save_with_saved_model(results.saved_model_dir, description, options.vocab_file)
     return results
 
 

@@ -289,11 +289,13 @@ def _pad(values: List[int], length: int) -> List[int]:
 
 def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer, max_seq_length: int,
                                  doc_stride: int, max_query_length: int, is_training: bool,
-                                 output_fn: Callable[[InputFeatures], None]) -> None:
+                                 output_fn: Callable[[InputFeatures], None],
+                                 num_logged: int = NUM_EXAMPLES_TO_LOG) -> None:
     """Cuts every example into windows and passes each window's `InputFeatures` to `output_fn`, in order.
 
     Questions are truncated to `max_query_length` wordpieces. Unique ids count up from 1000000000 across all
     windows of all examples. For training, a window that does not hold the whole answer targets [CLS] (0, 0).
+    The windows of the first `num_logged` examples are logged, as the original did (a predictor logs none).
 
     Raises:
       ValueError: max_seq_length <= max_query_length + 3, or doc_stride < 1.
@@ -328,7 +330,7 @@ def convert_examples_to_features(examples: Sequence[SquadExample], tokenizer, ma
                 start_position=start_position,
                 end_position=end_position,
                 is_impossible=example.is_impossible)
-            if example_index < NUM_EXAMPLES_TO_LOG:
+            if example_index < num_logged:
                 _log_feature(feature, is_training)
             output_fn(feature)
             unique_id += 1

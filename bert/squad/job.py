@@ -17,6 +17,7 @@ from bert.runtime import checkpoints, export, input_pipeline, sequence_length, s
 from bert.runtime.engine import make_estimator
 from bert.runtime.options import FineTuningOptions
 from bert.runtime.pretrained import load_pretrained
+from bert.runtime.task_file import TaskDescription, save_task_description, save_with_saved_model
 from bert.squad import data as squad
 from bert.squad import model as squad_model
 from bert.squad import postprocess as squad_postprocess
@@ -74,6 +75,8 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
         options.max_seq_length, options.preserve_unused_tokens, output_dir=options.output_dir)
     validate_options(options)
     tf.io.gfile.makedirs(options.output_dir)
+    description = task_description(options, bert_config)
+    save_task_description(options.output_dir, description, options.vocab_file)
 
     train_examples, num_train_steps, num_warmup_steps = None, None, None
     if options.do_train:
@@ -99,9 +102,22 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
     answers = predict(estimator, tokenizer, options) if options.do_predict else None
     if options.export_dir:
         # unique_ids is fed as zeros: a serving client matches answers to its windows by position.
-        export.export_task_model(estimator, options.export_dir,
-                                 squad.feature_spec(options.max_seq_length, is_training=False), init_checkpoint)
+        saved_model_dir = export.export_task_model(
+            estimator, options.export_dir, squad.feature_spec(options.max_seq_length, is_training=False),
+            init_checkpoint)
+        save_with_saved_model(saved_model_dir, description, options.vocab_file)
     return answers
+
+
+PREDICTION_SETTINGS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length",
+                       "version_2_with_negative", "null_score_diff_threshold")
+
+
+def task_description(options: SquadOptions, bert_config) -> TaskDescription:
+    """What answering questions with this run's model needs: the windows' and post-processing's settings."""
+    return TaskDescription(task="squad", max_seq_length=options.max_seq_length, do_lower_case=options.do_lower_case,
+                           bert_config=bert_config.to_dict(), preserve_unused_tokens=options.preserve_unused_tokens,
+                           settings={name: getattr(options, name) for name in PREDICTION_SETTINGS})
 
 
 def _convert(examples: List[squad.SquadExample], tokenizer, options: SquadOptions, is_training: bool,

@@ -10,7 +10,7 @@ import collections
 import dataclasses
 import json
 import math
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -22,7 +22,9 @@ RawResult = collections.namedtuple("RawResult", ["unique_id", "start_logits", "e
 
 _PrelimPrediction = collections.namedtuple(
     "PrelimPrediction", ["feature_index", "start_index", "end_index", "start_logit", "end_logit"])
-_NbestPrediction = collections.namedtuple("NbestPrediction", ["text", "start_logit", "end_logit"])
+# `words`: the (first, last) document words the text was cut from; None for the null answer and the placeholder.
+_NbestPrediction = collections.namedtuple("NbestPrediction", ["text", "start_logit", "end_logit", "words"],
+                                          defaults=(None,))
 
 # Stands for "no window seen yet" when looking for the smallest null score, as in the original.
 _NO_NULL_SCORE = 1000000
@@ -132,15 +134,17 @@ def _nbest_predictions(example: SquadExample, features: Sequence[InputFeatures],
     for candidate in candidates:
         if len(nbest) >= options.n_best_size:
             break
+        words = None
         if candidate.start_index > 0:
-            text = _span_text(example, features[candidate.feature_index], candidate.start_index,
-                              candidate.end_index, options)
+            feature = features[candidate.feature_index]
+            text = _span_text(example, feature, candidate.start_index, candidate.end_index, options)
             if text in seen_texts:
                 continue
+            words = (feature.token_to_orig_map[candidate.start_index], feature.token_to_orig_map[candidate.end_index])
         else:
             text = ""
         seen_texts.add(text)
-        nbest.append(_NbestPrediction(text, candidate.start_logit, candidate.end_logit))
+        nbest.append(_NbestPrediction(text, candidate.start_logit, candidate.end_logit, words))
     if options.version_2_with_negative and "" not in seen_texts:
         nbest.append(_NbestPrediction("", null.start_logit, null.end_logit))
     if not nbest:  # no valid span at all (rare): a placeholder keeps the output complete
@@ -156,19 +160,47 @@ def _nbest_json(nbest: Sequence[_NbestPrediction]) -> List[collections.OrderedDi
 
 
 def _choose_answer(nbest: Sequence[_NbestPrediction], null: _NullCandidate,
-                   options: PredictionOptions) -> Tuple[str, float]:
-    """SQuAD 2.0: predicts "" when null score - best non-null score > threshold; returns (answer, score diff).
+                   options: PredictionOptions) -> Tuple[int, float]:
+    """SQuAD 2.0: predicts "" when null score - best non-null score > threshold; returns (the chosen entry's index
+    in `nbest`, score diff).
 
     When no non-null candidate survives (the original crashed here), the answer is "" and the score diff is the
     null score itself.
     """
-    best_non_null = next((entry for entry in nbest if entry.text), None)
+    null_index = next(index for index, entry in enumerate(nbest) if not entry.text)
+    best_non_null = next((index for index, entry in enumerate(nbest) if entry.text), None)
     if best_non_null is None:
-        return "", null.score
-    score_diff = null.score - best_non_null.start_logit - best_non_null.end_logit
+        return null_index, null.score
+    score_diff = null.score - nbest[best_non_null].start_logit - nbest[best_non_null].end_logit
     if score_diff > options.null_score_diff_threshold:
-        return "", score_diff
-    return best_non_null.text, score_diff
+        return null_index, score_diff
+    return best_non_null, score_diff
+
+
+@dataclasses.dataclass
+class _ExamplePrediction:
+    nbest: List[_NbestPrediction]
+    chosen: int  # index in nbest of the answer
+    null_score_diff: Optional[float]  # SQuAD 2.0 only
+
+
+def _predict_examples(all_examples: Sequence[SquadExample], all_features: Sequence[InputFeatures],
+                      all_results: Sequence[RawResult], options: PredictionOptions) -> List[_ExamplePrediction]:
+    features_by_example = collections.defaultdict(list)
+    for feature in all_features:
+        features_by_example[feature.example_index].append(feature)
+    result_by_unique_id = {result.unique_id: result for result in all_results}
+    predictions = []
+    for example_index, example in enumerate(all_examples):
+        features = features_by_example[example_index]
+        results = [_result_of(feature, result_by_unique_id) for feature in features]
+        candidates, null = _prelim_predictions(features, results, options)
+        nbest = _nbest_predictions(example, features, candidates, null, options)
+        if options.version_2_with_negative:
+            predictions.append(_ExamplePrediction(nbest, *_choose_answer(nbest, null, options)))
+        else:
+            predictions.append(_ExamplePrediction(nbest, 0, None))
+    return predictions
 
 
 def compute_predictions(all_examples: Sequence[SquadExample], all_features: Sequence[InputFeatures],
@@ -182,25 +214,66 @@ def compute_predictions(all_examples: Sequence[SquadExample], all_features: Sequ
     Raises:
       ValueError: a feature has no result (the results do not belong to these features).
     """
-    features_by_example = collections.defaultdict(list)
-    for feature in all_features:
-        features_by_example[feature.example_index].append(feature)
-    result_by_unique_id = {result.unique_id: result for result in all_results}
-
     predictions = collections.OrderedDict()
     all_nbest_json = collections.OrderedDict()
     null_odds = collections.OrderedDict()
-    for example_index, example in enumerate(all_examples):
-        features = features_by_example[example_index]
-        results = [_result_of(feature, result_by_unique_id) for feature in features]
-        candidates, null = _prelim_predictions(features, results, options)
-        nbest = _nbest_predictions(example, features, candidates, null, options)
-        all_nbest_json[example.qas_id] = _nbest_json(nbest)
+    for example, prediction in zip(all_examples, _predict_examples(all_examples, all_features, all_results, options)):
+        all_nbest_json[example.qas_id] = _nbest_json(prediction.nbest)
+        predictions[example.qas_id] = prediction.nbest[prediction.chosen].text
         if options.version_2_with_negative:
-            predictions[example.qas_id], null_odds[example.qas_id] = _choose_answer(nbest, null, options)
-        else:
-            predictions[example.qas_id] = nbest[0].text
+            null_odds[example.qas_id] = prediction.null_score_diff
     return predictions, all_nbest_json, null_odds
+
+
+@dataclasses.dataclass
+class Answer:
+    """A question's answer located in its context: `context[start:end] == text` ("" with start = end = 0 when
+    SQuAD 2.0 mode predicts no answer)."""
+
+    text: str
+    start: int  # character offsets in the context
+    end: int
+    probability: float  # the answer's share among the n-best, as in nbest_predictions.json
+    score: float  # start_logit + end_logit
+    null_score_diff: Optional[float] = None  # SQuAD 2.0: null score minus the best answer's (null_odds.json)
+
+
+def answers_in_contexts(all_examples: Sequence[SquadExample], contexts: Sequence[str],
+                        all_features: Sequence[InputFeatures], all_results: Sequence[RawResult],
+                        options: PredictionOptions) -> List[Answer]:
+    """The answer `compute_predictions` gives each example, with its place in the example's context (the text its
+    doc_tokens were split from)."""
+    answers = []
+    for example, context, prediction in zip(all_examples, contexts,
+                                            _predict_examples(all_examples, all_features, all_results, options)):
+        entry = prediction.nbest[prediction.chosen]
+        probability = _compute_softmax([e.start_logit + e.end_logit for e in prediction.nbest])[prediction.chosen]
+        start, end = _character_span(context, example.doc_tokens, entry) if entry.words else (0, 0)
+        answers.append(Answer(entry.text, start, end, probability, entry.start_logit + entry.end_logit,
+                              prediction.null_score_diff))
+    return answers
+
+
+def _character_span(context: str, doc_tokens: Sequence[str], entry: _NbestPrediction) -> Tuple[int, int]:
+    """Where `entry.text`, cut from the space-joined words `entry.words`, lies in `context`."""
+    first, last = entry.words
+    word_starts = []
+    position = 0
+    for word in doc_tokens[:last + 1]:
+        position = context.index(word, position)
+        word_starts.append(position)
+        position += len(word)
+    joined = " ".join(doc_tokens[first:last + 1])
+    offset = max(joined.find(entry.text), 0)  # get_final_text returns a part of `joined` (or all of it)
+
+    def in_context(joined_position: int) -> int:
+        word, word_offset = first, 0
+        while word < last and joined_position >= word_offset + len(doc_tokens[word]) + 1:
+            word_offset += len(doc_tokens[word]) + 1
+            word += 1
+        return word_starts[word] + joined_position - word_offset
+
+    return in_context(offset), in_context(offset + len(entry.text) - 1) + 1
 
 
 def _result_of(feature: InputFeatures, result_by_unique_id: Dict[int, RawResult]) -> RawResult:

@@ -173,3 +173,10 @@ def test_most_frequent_tag_baseline():
     test = [ner_data.Sentence(["in", "Paris", "York", "London", "York"], None, "g", [1, 2, 3, 4, 5])]
     # York's I-LOC continues Paris's B-LOC; after the unseen London (O) it is repaired to B-LOC.
     assert ner_data.most_frequent_tag_baseline(train, test) == [["O", "B-LOC", "I-LOC", "O", "B-LOC"]]
+
+
+def test_raw_text_is_split_into_words_where_basic_tokenizer_splits():
+    assert ner_data.split_words("Hello, John Smith!  I live in 北京 now.") == [
+        ("Hello", 0, 5), (",", 5, 6), ("John", 7, 11), ("Smith", 12, 17), ("!", 17, 18), ("I", 20, 21),
+        ("live", 22, 26), ("in", 27, 29), ("北", 30, 31), ("京", 31, 32), ("now", 33, 36), (".", 36, 37)]
+    assert ner_data.split_words("") == [] and ner_data.split_words(" \t a\u3000b ") == [("a", 3, 4), ("b", 5, 6)]

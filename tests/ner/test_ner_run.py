@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 from helpers import REPO_ROOT
+from task_data import write_conll, write_ner_data
 
 from bert.common.errors import UserError
 from bert.ner import job as ner_run
@@ -18,51 +19,6 @@ from bert.runtime.outputs import read_key_value_results
 from bert.runtime.performance import PerformanceSettings
 
 SCRIPT = os.path.join(REPO_ROOT, "scripts", "run_ner.py")
-FILLER = "the a of and to in is was it he she they with for on at by from said good bad big small".split()
-ANIMALS = ["dog", "cat"]
-
-
-def tagged_sentence(rng, length):
-    """Filler words tagged O, animals B-animal, and 'new city' as a two-word B-place I-place."""
-    words, tags = [], []
-    while len(words) < length:
-        choice = rng.randint(4)
-        if choice == 0:
-            words.append(str(rng.choice(ANIMALS)))
-            tags.append("B-animal")
-        elif choice == 1:
-            words += ["new", "city"]
-            tags += ["B-place", "I-place"]
-        else:
-            words.append(str(rng.choice(FILLER)))
-            tags.append("O")
-    return words, tags
-
-
-def write_conll(path, sentences, with_tags=True, separator="\t"):
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("-DOCSTART- -X- O O\n\n")
-        for words, tags in sentences:
-            for word, tag in zip(words, tags):
-                f.write(f"{word}{separator}{tag}\n" if with_tags else f"{word}\n")
-            f.write("\n")
-    return str(path)
-
-
-def write_data(folder, seed=0, num_train=40, num_dev=8, num_test=6, long_test=True):
-    rng = np.random.RandomState(seed)
-    os.makedirs(folder, exist_ok=True)
-    write_conll(os.path.join(folder, "train.txt"), [tagged_sentence(rng, rng.randint(3, 10))
-                                                    for _ in range(num_train)])
-    write_conll(os.path.join(folder, "dev.txt"), [tagged_sentence(rng, rng.randint(3, 10)) for _ in range(num_dev)],
-                separator=" ")
-    test = [tagged_sentence(rng, rng.randint(3, 10)) for _ in range(num_test)]
-    if long_test:  # longer than one window of max_seq_length 16
-        test.append(tagged_sentence(rng, 40))
-    write_conll(os.path.join(folder, "test.txt"), test)
-    return str(folder), test
-
-
 def tiny_options(model_dir, data_dir, output_dir, performance=None, **overrides):
     values = dict(data_dir=data_dir, bert_config_file=os.path.join(model_dir, "bert_config.json"),
                   vocab_file=os.path.join(model_dir, "vocab.txt"), output_dir=str(output_dir),
@@ -88,7 +44,7 @@ def read_prediction_lines(path):
 
 @pytest.mark.slow
 def test_tiny_train_eval_predict_export(tiny_model_dir, tmp_path):
-    data_dir, test_sentences = write_data(tmp_path / "data")
+    data_dir, test_sentences = write_ner_data(tmp_path / "data")
     out = tmp_path / "out"
     results = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_eval=True,
                                        do_predict=True, export_dir=str(tmp_path / "export")))
@@ -131,7 +87,7 @@ def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
     """Gradient accumulation and the mirrored strategy (one CPU replica) work in run_ner through the shared
     Estimator plumbing: 16 windows at train_batch_size 8 are 2 updates either way (accumulation of 2 micro-batches
     of 4 counts updates, not micro-batches), and every test word is labelled."""
-    data_dir, test_sentences = write_data(tmp_path / "data", num_train=16, long_test=False)
+    data_dir, test_sentences = write_ner_data(tmp_path / "data", num_train=16, long_test=False)
     predictions = {}
     variants = {"plain": PerformanceSettings(), "accumulated": PerformanceSettings(num_accumulation_steps=2)}
     if estimator_available():  # tf.distribute strategies run on the Estimator engine only
@@ -148,7 +104,7 @@ def test_performance_flags_reach_run_ner(tiny_model_dir, tmp_path):
 
 @pytest.mark.slow
 def test_untagged_test_file_gets_two_columns(tiny_model_dir, tmp_path):
-    data_dir, test_sentences = write_data(tmp_path / "data", num_train=8, long_test=False)
+    data_dir, test_sentences = write_ner_data(tmp_path / "data", num_train=8, long_test=False)
     write_conll(os.path.join(data_dir, "test.txt"), test_sentences, with_tags=False)
     out = tmp_path / "out"
     results = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_predict=True,
@@ -160,7 +116,7 @@ def test_untagged_test_file_gets_two_columns(tiny_model_dir, tmp_path):
 
 
 def test_predict_only_without_trained_labels_is_a_user_error(tiny_model_dir, tmp_path):
-    data_dir, _ = write_data(tmp_path / "data", num_train=4)
+    data_dir, _ = write_ner_data(tmp_path / "data", num_train=4)
     with pytest.raises(UserError, match="ner_labels.json not found"):
         ner_run.run(tiny_options(tiny_model_dir, data_dir, tmp_path / "out", do_predict=True))
 
@@ -217,7 +173,7 @@ def _missing_dev(data_dir):
 ])
 @pytest.mark.slow
 def test_bad_inputs_through_the_command_line(tiny_model_dir, tmp_path, damage, message):
-    data_dir, _ = write_data(tmp_path / "data", num_train=4)
+    data_dir, _ = write_ner_data(tmp_path / "data", num_train=4)
     where = damage(data_dir)
     completed = run_script(script_flags(tiny_model_dir, data_dir, tmp_path / "out"))
     assert completed.returncode != 0
@@ -240,7 +196,7 @@ def test_missing_data_dir_through_the_command_line(tiny_model_dir, tmp_path):
 def test_baseline_scores_dev_and_test(tmp_path):
     import ner_baseline
 
-    data_dir, _ = write_data(tmp_path / "data", num_train=30)
+    data_dir, _ = write_ner_data(tmp_path / "data", num_train=30)
     scores = ner_baseline.baseline_scores(data_dir, "train.txt", "dev.txt", "test.txt")
     # Tags here are a function of the word (except 'new'/'city' outside that pair, which never happens): the
     # most frequent tag is always right.
@@ -255,7 +211,7 @@ def test_dynamic_padding_labels_like_the_fixed_length_run(tiny_model_dir, tmp_pa
     """--dynamic_padding: windows run shortest first in batches cut to their length; every word gets the tag of
     the fixed-length run, and training on cut batches of similar length (per-token labels cut with the tokens)
     learns the same lookup."""
-    data_dir, _ = write_data(tmp_path / "data")
+    data_dir, _ = write_ner_data(tmp_path / "data")
     out = tmp_path / "out"
     fixed = ner_run.run(tiny_options(tiny_model_dir, data_dir, out, do_train=True, do_eval=True, do_predict=True))
     fixed_predictions = open(fixed.predictions_file).read()
