@@ -38,8 +38,9 @@ def test_ids_equal_the_originals_on_the_golden_corpus(vocab, do_lower_case, key)
 
 
 TRAPS = [
-    "[CLS] literal [SEP] markers [MASK]", "control\x00chars\x07and\u200bformat\ufeffmarks\ufffd", "ΣΊΣΥΦΟΣ ΟΔΟΣ. Σ ΑΣ",
-    "ΑΣ\u0301Β ΑΣ\u0301 Σ.Α ΑΣ'Σ", "naïve café Ångström ǅemal İstanbul", "北京欢迎你 東京 서울 ｶﾀｶﾅ ＡＢＣ", "line\u2028sep\u2029par",
+    "[CLS] literal [SEP] markers [MASK]", "control\x00chars\x07and\u200bformat\ufeffmarks\ufffd",
+    "ΣΊΣΥΦΟΣ ΟΔΟΣ. Σ ΑΣ", "ΑΣ\u0301Β ΑΣ\u0301 Σ.Α ΑΣ'Σ", "naïve café Ångström ǅemal İstanbul",
+    "北京欢迎你 東京 서울 ｶﾀｶﾅ ＡＢＣ", "line\u2028sep\u2029par",
     "tab\tnew\nline\r\x0bvt\x0cff\x1cfs\x85nel\u00a0nbsp\u3000ideo", "emoji 😀👍🏽 and ®™ ©", "x" * 250, "",
     "don't stop-believing! (ok?) «quotes» „German“ 'single'", "ﬁnal ﬂow ß ẞ ŉ", "ΣΣΣ σΣ ςΣς",
 ]
@@ -48,8 +49,8 @@ TRAPS = [
 @pytest.mark.parametrize("do_lower_case", [True, False])
 def test_ids_equal_full_tokenizers_on_traps_and_random_unicode(vocab, do_lower_case):
     rng = np.random.RandomState(0)
-    alphabet = [chr(c) for c in list(range(0x20, 0x250)) + list(range(0x370, 0x400)) + [0x3A3, 0x2028, 0x200b, 0x301,
-                                                                                       0x4E00, 0xAC00, 0xFF21, 0x1F600]]
+    extra = [0x3A3, 0x2028, 0x200b, 0x301, 0x4E00, 0xAC00, 0xFF21, 0x1F600]
+    alphabet = [chr(c) for c in list(range(0x20, 0x250)) + list(range(0x370, 0x400)) + extra]
     generated = ["".join(rng.choice(alphabet, size=rng.randint(1, 40))) for _ in range(300)]
     texts = TRAPS + generated
     python = tokenization.FullTokenizer(shared_path("data", "vocab", "bert_uncased_vocab.txt"), do_lower_case)
