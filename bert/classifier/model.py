@@ -66,6 +66,17 @@ def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids:
         return tf.reduce_mean(per_example_loss), per_example_loss, logits, probabilities
 
 
+def prediction_outputs(bert_config: modeling.BertConfig, features: Dict[str, tf.Tensor], num_labels: int,
+                       is_regression: bool = False) -> Dict[str, tf.Tensor]:
+    """The model_fn's PREDICT outputs on int32 id features (input_ids, input_mask, segment_ids): what a SavedModel
+    or a kept-loaded predictor serves."""
+    _, _, _, probabilities = create_model(
+        bert_config, is_training=False, input_ids=features["input_ids"], input_mask=features["input_mask"],
+        segment_ids=features["segment_ids"], labels=tf.zeros_like(features["input_ids"][:, 0]),
+        num_labels=num_labels, use_one_hot_embeddings=False, is_regression=is_regression)
+    return {"probabilities": probabilities}
+
+
 def _ratio(numerator: tf.Tensor, denominator: tf.Tensor) -> tf.Tensor:
     return tf.where(denominator > 0, numerator / tf.maximum(denominator, 1e-12), tf.zeros_like(numerator))
 

@@ -6,13 +6,16 @@ predictions. Features the model_fn reads but a client has no business sending (a
 as zeros.
 """
 
+import dataclasses
 import os
 import re
-from typing import Callable, Dict, Mapping, NamedTuple, Optional
+from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
 
 import numpy as np
 import tensorflow.compat.v1 as tf
 
+from bert import tokenization
+from bert.runtime.graph_tokenization import GraphTokenizer, pack_pairs
 from bert.runtime.input_pipeline import Feature, FeatureSpec
 from bert.runtime.specs import estimator_available
 
@@ -20,6 +23,8 @@ SERVING_TAG = tf.saved_model.SERVING
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 # What a serving client sends for every task; any other feature of a task's spec is fed as zeros.
 SERVING_FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
+TEXT_SIGNATURE_KEY = "text"  # [new] raw text in: text_a, text_b
+TEXT_INPUT_NAMES = ("text_a", "text_b")
 
 
 def _tensor_dtype(feature: Feature) -> tf.DType:
@@ -87,14 +92,70 @@ def export_saved_model(estimator, export_dir: str, serving_features: FeatureSpec
     return path
 
 
+@dataclasses.dataclass
+class TextSignature:
+    """A signature taking raw text (TEXT_SIGNATURE_KEY): how text becomes the model's ids (the vocabulary and casing
+    of FullTokenizer, run as graph ops), and the model on those ids."""
+
+    model_outputs: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]  # ids features -> the model's outputs
+    vocab_file: str
+    do_lower_case: bool
+    max_seq_length: int
+    labels: Optional[Sequence[str]] = None  # adds a "label" output: the label of the largest "probabilities"
+
+
 def export_task_model(estimator, export_dir: str, feature_spec: FeatureSpec,
-                      fallback_checkpoint: Optional[str] = None) -> str:
+                      fallback_checkpoint: Optional[str] = None,
+                      text_signature: Optional[TextSignature] = None) -> str:
     """Exports a task's model for serving: the newest checkpoint in the estimator's model_dir (the fine-tuned
-    weights), else `fallback_checkpoint`; clients send SERVING_FEATURE_NAMES, the rest of `feature_spec` is zeros."""
+    weights), else `fallback_checkpoint`; clients send SERVING_FEATURE_NAMES, the rest of `feature_spec` is zeros.
+    With `text_signature` the SavedModel also takes raw text (see `add_text_signature`)."""
     serving = [f for f in feature_spec if f.name in SERVING_FEATURE_NAMES]
     zeros = [f for f in feature_spec if f.name not in SERVING_FEATURE_NAMES]
     checkpoint = tf.train.latest_checkpoint(estimator.model_dir) or fallback_checkpoint
-    return export_saved_model(estimator, export_dir, serving, zeros, checkpoint_path=checkpoint)
+    path = export_saved_model(estimator, export_dir, serving, zeros, checkpoint_path=checkpoint)
+    if text_signature is not None:
+        add_text_signature(path, checkpoint or tf.train.latest_checkpoint(estimator.model_dir), serving,
+                           text_signature)
+    return path
+
+
+def add_text_signature(saved_model_dir: str, checkpoint: str, serving_features: FeatureSpec,
+                       text_signature: TextSignature) -> None:
+    """Rewrites the SavedModel with two signatures on the same weights: `serving_default` (ids, as before) and
+    TEXT_SIGNATURE_KEY, which takes `text_a` and `text_b` (strings, "" for a single text) and tokenizes in the
+    graph with core ops only, so TensorFlow Serving or any TensorFlow 2.15-2.21 process serves raw text."""
+    graph = tf.Graph()
+    with graph.as_default():
+        vocab = tokenization.load_vocab(text_signature.vocab_file)
+        tokenizer = GraphTokenizer(vocab, text_signature.do_lower_case)
+        texts = {name: tf.placeholder(tf.string, [None], name=name) for name in TEXT_INPUT_NAMES}
+        features = pack_pairs(tokenizer.ids(texts["text_a"]), tokenizer.ids(texts["text_b"]),
+                              text_signature.max_seq_length, vocab["[CLS]"], vocab["[SEP]"])
+        # One model for both signatures: its id inputs default to the tokenized text, and a client that feeds ids
+        # instead never runs the tokenization (TensorFlow prunes what a fed tensor would have computed).
+        ids_inputs = {f.name: tf.placeholder_with_default(features[f.name], [None] * (1 + len(f.shape)), name=f.name)
+                      for f in serving_features}
+        ids_outputs = text_signature.model_outputs(ids_inputs)
+        text_outputs = dict(ids_outputs)
+        if text_signature.labels is not None:
+            text_outputs["label"] = tf.gather(tf.constant(list(text_signature.labels)),
+                                              tf.argmax(text_outputs["probabilities"], axis=-1))
+        saver = tf.train.Saver(tf.global_variables())
+        with tf.Session(graph=graph) as session:
+            saver.restore(session, checkpoint)
+            rewritten = saved_model_dir.rstrip("/") + ".with-text"
+            builder = tf.saved_model.builder.SavedModelBuilder(rewritten)
+            builder.add_meta_graph_and_variables(
+                session, [SERVING_TAG], main_op=tf.tables_initializer(),
+                signature_def_map={
+                    SIGNATURE_KEY: tf.saved_model.predict_signature_def(ids_inputs, ids_outputs),
+                    TEXT_SIGNATURE_KEY: tf.saved_model.predict_signature_def(texts, text_outputs)})
+            builder.save()
+    replaced = saved_model_dir.rstrip("/") + ".ids-only"
+    tf.io.gfile.rename(saved_model_dir, replaced)
+    tf.io.gfile.rename(rewritten, saved_model_dir)
+    tf.io.gfile.rmtree(replaced)
 
 
 def predict_with_saved_model(saved_model_dir: str, features: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:

@@ -174,3 +174,35 @@ class GraphTokenizer:
 def _table(keys, values, default, value_dtype, key_dtype=tf.int64) -> tf.lookup.StaticHashTable:
     initializer = tf.lookup.KeyValueTensorInitializer(tf.constant(keys, key_dtype), tf.constant(values, value_dtype))
     return tf.lookup.StaticHashTable(initializer, tf.constant(default, value_dtype))
+
+
+def pack_pairs(ids_a: tf.RaggedTensor, ids_b: tf.RaggedTensor, max_seq_length: int, cls_id: int,
+               sep_id: int) -> Dict[str, tf.Tensor]:
+    """`encode_text` for a batch of id sequences: `[CLS] a [SEP] (b [SEP])` with its segment ids and mask, a pair
+    truncated as `truncate_seq_pair` does (from the longer side, b on ties), a text without b to max_seq_length - 2.
+    The int32 [batch, length] features are padded to the batch's longest input, not to max_seq_length."""
+    length_a, length_b = ids_a.row_lengths(), ids_b.row_lengths()
+    has_b = length_b > 0
+    room = max_seq_length - 3  # a pair's tokens besides [CLS] and two [SEP]
+    # truncate_seq_pair, solved: the longer side gives way until both meet at half of the room, b first on ties.
+    kept_a_pair = tf.where(length_a + length_b <= room, length_a,
+                           tf.minimum(length_a, tf.maximum(tf.constant((room + 1) // 2, tf.int64), room - length_b)))
+    kept_a = tf.where(has_b, kept_a_pair, tf.minimum(length_a, tf.constant(max_seq_length - 2, tf.int64)))
+    kept_b = tf.where(has_b, tf.minimum(length_b, room - kept_a_pair), tf.zeros_like(length_b))
+    cut_a = tf.ragged.boolean_mask(ids_a, tf.ragged.range(length_a) < tf.expand_dims(kept_a, 1))
+    cut_b = tf.ragged.boolean_mask(ids_b, tf.ragged.range(length_b) < tf.expand_dims(kept_b, 1))
+    batch = tf.shape(length_a, out_type=tf.int64)[0]
+
+    def marker(token_id: int, present: tf.Tensor) -> tf.RaggedTensor:
+        counts = tf.cast(present, tf.int64)
+        return tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(counts)], tf.constant(token_id, tf.int64)),
+                                                counts)
+
+    always = tf.ones([batch], tf.bool)
+    parts = [marker(cls_id, always), cut_a, marker(sep_id, always), cut_b, marker(sep_id, has_b)]
+    segments = [0, 0, 0, 1, 1]
+    input_ids = tf.concat(parts, axis=1)
+    segment_ids = tf.concat([tf.ones_like(part) * segment for part, segment in zip(parts, segments)], axis=1)
+    return {"input_ids": tf.cast(input_ids.to_tensor(0), tf.int32),
+            "input_mask": tf.cast(tf.ones_like(input_ids).to_tensor(0), tf.int32),
+            "segment_ids": tf.cast(segment_ids.to_tensor(0), tf.int32)}

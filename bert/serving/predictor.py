@@ -99,12 +99,8 @@ def _inputs() -> Dict[str, tf.Tensor]:
 def _classifier_outputs(description: TaskDescription, config: modeling.BertConfig,
                         inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     is_regression = description.labels is None
-    _, _, _, probabilities = classifier_model.create_model(
-        config, is_training=False, input_ids=inputs["input_ids"], input_mask=inputs["input_mask"],
-        segment_ids=inputs["segment_ids"], labels=tf.zeros_like(inputs["input_ids"][:, 0]),
-        num_labels=1 if is_regression else len(description.labels), use_one_hot_embeddings=False,
-        is_regression=is_regression)
-    return {"probabilities": probabilities}
+    return classifier_model.prediction_outputs(config, inputs, 1 if is_regression else len(description.labels),
+                                               is_regression)
 
 
 def _squad_outputs(description: TaskDescription, config: modeling.BertConfig,

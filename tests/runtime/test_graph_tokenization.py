@@ -10,7 +10,8 @@ import tensorflow.compat.v1 as tf
 from helpers import shared_path
 
 from bert import tokenization
-from bert.runtime.graph_tokenization import GraphTokenizer
+from bert.runtime.encoding import encode_text
+from bert.runtime.graph_tokenization import GraphTokenizer, pack_pairs
 
 
 def graph_ids(vocab, do_lower_case, texts):
@@ -58,3 +59,25 @@ def test_ids_equal_full_tokenizers_on_traps_and_random_unicode(vocab, do_lower_c
     ids = graph_ids(vocab, do_lower_case, texts)
     differing = [(text, got, want) for text, got, want in zip(texts, ids, expected) if got != want]
     assert not differing, differing[:3]
+
+
+@pytest.mark.parametrize("max_seq_length", [5, 8, 16])
+def test_packed_pairs_equal_encode_text_with_its_truncation(vocab, max_seq_length):
+    """Every split of lengths around the room, single texts and empty second texts, against encode_text."""
+    python = tokenization.FullTokenizer(shared_path("data", "vocab", "bert_uncased_vocab.txt"), True)
+    words = "the a cat dog sat on mat by sea with".split()
+    texts = [" ".join(words[:n]) for n in range(0, 11)]
+    pairs = [(a, b) for a in texts[1:] for b in texts]
+    with tf.Graph().as_default(), tf.Session() as session:
+        tokenizer = GraphTokenizer(vocab, True)
+        text_a, text_b = tf.placeholder(tf.string, [None]), tf.placeholder(tf.string, [None])
+        features = pack_pairs(tokenizer.ids(text_a), tokenizer.ids(text_b), max_seq_length, vocab["[CLS]"],
+                              vocab["[SEP]"])
+        session.run(tf.tables_initializer())
+        packed = session.run(features, {text_a: [a for a, _ in pairs], text_b: [b for _, b in pairs]})
+    for row, (a, b) in enumerate(pairs):
+        expected = encode_text(python, a, b, max_seq_length)
+        length = len(expected.tokens)
+        for name in ("input_ids", "input_mask", "segment_ids"):
+            assert list(packed[name][row][:length]) == getattr(expected, name)[:length], (a, b, name)
+            assert not packed[name][row][length:].any()
