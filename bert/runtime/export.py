@@ -158,13 +158,15 @@ def add_text_signature(saved_model_dir: str, checkpoint: str, serving_features: 
     tf.io.gfile.rmtree(replaced)
 
 
-def predict_with_saved_model(saved_model_dir: str, features: Mapping[str, np.ndarray]) -> Dict[str, np.ndarray]:
-    """Runs the serving signature of a SavedModel on numpy `features` (what a serving client does), in a new graph."""
+def predict_with_saved_model(saved_model_dir: str, features: Mapping[str, np.ndarray],
+                             signature_key: str = SIGNATURE_KEY) -> Dict[str, np.ndarray]:
+    """Runs a signature of a SavedModel (the ids one, or TEXT_SIGNATURE_KEY on strings) on numpy `features`, what a
+    serving client does, in a new graph."""
     if not tf.io.gfile.exists(os.path.join(saved_model_dir, "saved_model.pb")):
         raise FileNotFoundError(f"no saved_model.pb in {saved_model_dir}")
     with tf.Graph().as_default() as graph, tf.Session(graph=graph) as session:
         meta_graph = tf.saved_model.loader.load(session, [SERVING_TAG], saved_model_dir)
-        signature = meta_graph.signature_def[SIGNATURE_KEY]
+        signature = meta_graph.signature_def[signature_key]
         missing = set(signature.inputs) - set(features)
         if missing:
             raise ValueError(f"the serving signature needs features {sorted(missing)}")

@@ -16,6 +16,7 @@ import tensorflow.compat.v1 as tf
 from helpers import REPO_ROOT, make_tiny_model_dir, require
 from task_data import write_mrpc_like
 
+from bert.classifier import data as classifier_data
 from bert.runtime import export
 from bert.runtime.outputs import read_key_value_results
 
@@ -95,6 +96,18 @@ def test_a_saved_model_of_either_stack_serves_alike_here(trained_on_tf215, setup
     (theirs,), (ours,) = glob.glob(str(root / "serving215" / "*")), glob.glob(str(tmp_path / "serving" / "*"))
     np.testing.assert_allclose(export.predict_with_saved_model(ours, inputs)["probabilities"],
                                export.predict_with_saved_model(theirs, inputs)["probabilities"], rtol=0, atol=1e-5)
+
+
+def test_raw_text_into_the_saved_model_of_tensorflow_2_15_serves_here(trained_on_tf215, setup):
+    """The `text` signature (tokenization in the graph) of a SavedModel written by the 2.15 stack, run here."""
+    root, _, data_dir = setup
+    examples = classifier_data.MrpcProcessor().get_test_examples(data_dir)
+    (saved_model,) = glob.glob(str(root / "serving215" / "*"))
+    served = export.predict_with_saved_model(saved_model, {"text_a": [e.text_a for e in examples],
+                                                           "text_b": [e.text_b for e in examples]},
+                                             export.TEXT_SIGNATURE_KEY)["probabilities"]
+    there = np.loadtxt(os.path.join(trained_on_tf215, "test_results.tsv"), delimiter="\t")
+    np.testing.assert_allclose(served, there, rtol=0, atol=1e-5)
 
 
 def training_losses(output_dir):

@@ -4,7 +4,6 @@ labels for the test pairs with no Python tokenizer, and its ids signature is unc
 import os
 
 import numpy as np
-import tensorflow.compat.v1 as tf
 
 from bert import tokenization
 from bert.classifier import data as classifier_data
@@ -12,14 +11,8 @@ from bert.runtime import export
 
 
 def run_text_signature(saved_model_dir, texts_a, texts_b):
-    """What a TensorFlow Serving client gets: the `text` signature run on strings, in a fresh graph."""
-    with tf.Graph().as_default() as graph, tf.Session(graph=graph) as session:
-        meta_graph = tf.saved_model.loader.load(session, [export.SERVING_TAG], saved_model_dir)
-        signature = meta_graph.signature_def[export.TEXT_SIGNATURE_KEY]
-        feed = {graph.get_tensor_by_name(signature.inputs["text_a"].name): texts_a,
-                graph.get_tensor_by_name(signature.inputs["text_b"].name): texts_b}
-        fetches = {name: graph.get_tensor_by_name(info.name) for name, info in signature.outputs.items()}
-        return session.run(fetches, feed)
+    return export.predict_with_saved_model(saved_model_dir, {"text_a": texts_a, "text_b": texts_b},
+                                           export.TEXT_SIGNATURE_KEY)
 
 
 def test_raw_text_gives_run_classifiers_probabilities_and_labels(trained_run):
