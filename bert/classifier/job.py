@@ -229,4 +229,3 @@ class _Phase:
         spec = classifier_data.classifier_feature_spec(self.options.max_seq_length, self.processor.is_regression)
         return export.export_task_model(self.estimator, self.options.export_dir, spec, init_checkpoint,
                                         text_signature)
-

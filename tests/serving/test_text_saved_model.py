@@ -18,8 +18,8 @@ def run_text_signature(saved_model_dir, texts_a, texts_b):
 def test_raw_text_gives_run_classifiers_probabilities_and_labels(trained_run):
     outputs = run_text_signature(trained_run["saved_model"], trained_run["texts_a"], trained_run["texts_b"])
     np.testing.assert_allclose(outputs["probabilities"], trained_run["expected"], atol=1e-5, rtol=0)
-    assert [label.decode() for label in outputs["label"]] == [str(int(np.argmax(row))) for row in
-                                                             trained_run["expected"]]
+    expected_labels = [str(int(np.argmax(row))) for row in trained_run["expected"]]
+    assert [label.decode() for label in outputs["label"]] == expected_labels
     single = run_text_signature(trained_run["saved_model"], trained_run["texts_a"][:2], ["", ""])
     assert single["probabilities"].shape == (2, 2)
 
