@@ -83,7 +83,8 @@ def classifier_runs(model_without_dropout, mrpc_dir, tmp_path_factory):
 def test_session_engine_writes_the_estimators_files(classifier_runs):
     output_dir, results = classifier_runs["session"]
     expected = {"checkpoint", "graph.pbtxt", "events.out.tfevents.*", "eval", "eval/events.out.tfevents.*",
-                "eval_results.txt", "test_results.tsv", "train.tf_record", "eval.tf_record", "predict.tf_record"}
+                "eval_results.txt", "test_results.tsv", "train.tf_record", "eval.tf_record", "predict.tf_record",
+                "bert_task.json", "bert_task.vocab.txt"}  # the last two: what a Predictor loads (task_file.py)
     expected |= {f"model.ckpt-{step}.{suffix}" for step in (0, 6)
                  for suffix in ("index", "meta", "data-00000-of-00001")}
     assert output_files(output_dir) == expected | {"."}

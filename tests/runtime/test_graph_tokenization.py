@@ -47,6 +47,7 @@ TRAPS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("do_lower_case", [True, False])
 def test_ids_equal_full_tokenizers_on_traps_and_random_unicode(vocab, do_lower_case):
     rng = np.random.RandomState(0)
@@ -61,6 +62,7 @@ def test_ids_equal_full_tokenizers_on_traps_and_random_unicode(vocab, do_lower_c
     assert not differing, differing[:3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_seq_length", [5, 8, 16])
 def test_packed_pairs_equal_encode_text_with_its_truncation(vocab, max_seq_length):
     """Every split of lengths around the room, single texts and empty second texts, against encode_text."""

@@ -16,6 +16,8 @@ from bert.runtime.task_file import TASK_FILE, VOCAB_FILE
 from bert.ner import metrics as ner_metrics
 from bert.serving.predictor import Entity, Predictor
 
+pytestmark = pytest.mark.slow  # each needs a model fine-tuned for it (tests/serving/conftest.py)
+
 
 def probabilities(classifications):
     return np.array([[c.probabilities[label] for label in ("0", "1")] for c in classifications])

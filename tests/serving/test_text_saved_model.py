@@ -4,10 +4,13 @@ labels for the test pairs with no Python tokenizer, and its ids signature is unc
 import os
 
 import numpy as np
+import pytest
 
 from bert import tokenization
 from bert.classifier import data as classifier_data
 from bert.runtime import export
+
+pytestmark = pytest.mark.slow  # each needs a model fine-tuned for it (tests/serving/conftest.py)
 
 
 def run_text_signature(saved_model_dir, texts_a, texts_b):
