@@ -109,7 +109,8 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
         results.predictions_file = phase.predict(processor.get_test_examples(options.data_dir))
     if options.export_dir:
         text_signature = None
-        if description is not None:
+        # The graph tokenizer is FullTokenizer's default; [unusedN] preservation keeps the ids signature only.
+        if description is not None and not options.preserve_unused_tokens:
             num_labels = 1 if processor.is_regression else len(label_list)
             text_signature = export.TextSignature(
                 functools.partial(classifier_model.prediction_outputs, bert_config, num_labels=num_labels,

@@ -115,8 +115,7 @@ def export_task_model(estimator, export_dir: str, feature_spec: FeatureSpec,
     checkpoint = tf.train.latest_checkpoint(estimator.model_dir) or fallback_checkpoint
     path = export_saved_model(estimator, export_dir, serving, zeros, checkpoint_path=checkpoint)
     if text_signature is not None:
-        add_text_signature(path, checkpoint or tf.train.latest_checkpoint(estimator.model_dir), serving,
-                           text_signature)
+        add_text_signature(path, checkpoint, serving, text_signature)
     return path
 
 

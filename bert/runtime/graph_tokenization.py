@@ -18,7 +18,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import tokenization
 
-CAPITAL_SIGMA, SMALL_SIGMA, FINAL_SIGMA = 0x3A3, "σ", "ς"
+CAPITAL_SIGMA, FINAL_SIGMA = 0x3A3, "ς"
 _REMOVED, _OTHER, _CASED, _IGNORABLE = 0, 1, 2, 3  # character classes for the final-sigma rule
 
 
