@@ -115,7 +115,8 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
             text_signature = export.TextSignature(
                 functools.partial(classifier_model.prediction_outputs, bert_config, num_labels=num_labels,
                                   is_regression=processor.is_regression),
-                options.vocab_file, options.do_lower_case, options.max_seq_length, description.labels)
+                options.vocab_file, options.do_lower_case,
+                export.PairTexts(options.max_seq_length, description.labels))
         results.saved_model_dir = phase.export(init_checkpoint, text_signature)
         if description is not None:
             save_with_saved_model(results.saved_model_dir, description, options.vocab_file)

@@ -9,7 +9,7 @@ as zeros.
 import dataclasses
 import os
 import re
-from typing import Callable, Dict, Mapping, NamedTuple, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 import tensorflow.compat.v1 as tf
@@ -23,7 +23,7 @@ SERVING_TAG = tf.saved_model.SERVING
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 # What a serving client sends for every task; any other feature of a task's spec is fed as zeros.
 SERVING_FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
-TEXT_SIGNATURE_KEY = "text"  # [new] raw text in: text_a, text_b
+TEXT_SIGNATURE_KEY = "text"  # [new] raw text in: text_a, text_b (classifiers); question, context (SQuAD)
 TEXT_INPUT_NAMES = ("text_a", "text_b")
 
 
@@ -92,16 +92,49 @@ def export_saved_model(estimator, export_dir: str, serving_features: FeatureSpec
     return path
 
 
+class TextInputs(Protocol):
+    """How a task's text signature turns raw strings into the model's id features and its outputs into answers."""
+
+    input_names: Tuple[str, ...]  # the signature's string inputs, each [batch]
+
+    def features(self, tokenizer: GraphTokenizer, vocab: Mapping[str, int],
+                 texts: Mapping[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], Any]:
+        """The model's id features for `texts`, and whatever `outputs` needs to know of how they were made."""
+
+    def outputs(self, model_outputs: Mapping[str, tf.Tensor], made: Any) -> Dict[str, tf.Tensor]:
+        """The signature's outputs from the model's outputs on those features."""
+
+
+@dataclasses.dataclass
+class PairTexts:
+    """A classifier's text inputs: `text_a` and `text_b` ("" for a single text) packed as encode_text does; the
+    outputs are the model's, with "label" (the label of the largest "probabilities") when `labels` is given."""
+
+    max_seq_length: int
+    labels: Optional[Sequence[str]] = None
+    input_names: Tuple[str, ...] = TEXT_INPUT_NAMES
+
+    def features(self, tokenizer: GraphTokenizer, vocab: Mapping[str, int],
+                 texts: Mapping[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], None]:
+        return pack_pairs(tokenizer.ids(texts["text_a"]), tokenizer.ids(texts["text_b"]), self.max_seq_length,
+                          vocab["[CLS]"], vocab["[SEP]"]), None
+
+    def outputs(self, model_outputs: Mapping[str, tf.Tensor], made: None) -> Dict[str, tf.Tensor]:
+        outputs = dict(model_outputs)
+        if self.labels is not None:
+            outputs["label"] = tf.gather(tf.constant(list(self.labels)), tf.argmax(outputs["probabilities"], axis=-1))
+        return outputs
+
+
 @dataclasses.dataclass
 class TextSignature:
-    """A signature taking raw text (TEXT_SIGNATURE_KEY): how text becomes the model's ids (the vocabulary and casing
-    of FullTokenizer, run as graph ops), and the model on those ids."""
+    """A signature taking raw text (TEXT_SIGNATURE_KEY): the vocabulary and casing of FullTokenizer, run as graph
+    ops, the task's way from strings to features and from the model's outputs to answers, and the model."""
 
     model_outputs: Callable[[Dict[str, tf.Tensor]], Dict[str, tf.Tensor]]  # ids features -> the model's outputs
     vocab_file: str
     do_lower_case: bool
-    max_seq_length: int
-    labels: Optional[Sequence[str]] = None  # adds a "label" output: the label of the largest "probabilities"
+    inputs: TextInputs
 
 
 def export_task_model(estimator, export_dir: str, feature_spec: FeatureSpec,
@@ -122,24 +155,20 @@ def export_task_model(estimator, export_dir: str, feature_spec: FeatureSpec,
 def add_text_signature(saved_model_dir: str, checkpoint: str, serving_features: FeatureSpec,
                        text_signature: TextSignature) -> None:
     """Rewrites the SavedModel with two signatures on the same weights: `serving_default` (ids, as before) and
-    TEXT_SIGNATURE_KEY, which takes `text_a` and `text_b` (strings, "" for a single text) and tokenizes in the
-    graph with core ops only, so TensorFlow Serving or any TensorFlow 2.15-2.21 process serves raw text."""
+    TEXT_SIGNATURE_KEY, which takes the task's strings (`text_signature.inputs`) and tokenizes in the graph with
+    core ops only, so TensorFlow Serving or any TensorFlow 2.15-2.21 process serves raw text."""
     graph = tf.Graph()
     with graph.as_default():
         vocab = tokenization.load_vocab(text_signature.vocab_file)
         tokenizer = GraphTokenizer(vocab, text_signature.do_lower_case)
-        texts = {name: tf.placeholder(tf.string, [None], name=name) for name in TEXT_INPUT_NAMES}
-        features = pack_pairs(tokenizer.ids(texts["text_a"]), tokenizer.ids(texts["text_b"]),
-                              text_signature.max_seq_length, vocab["[CLS]"], vocab["[SEP]"])
+        texts = {name: tf.placeholder(tf.string, [None], name=name) for name in text_signature.inputs.input_names}
+        features, made = text_signature.inputs.features(tokenizer, vocab, texts)
         # One model for both signatures: its id inputs default to the tokenized text, and a client that feeds ids
         # instead never runs the tokenization (TensorFlow prunes what a fed tensor would have computed).
         ids_inputs = {f.name: tf.placeholder_with_default(features[f.name], [None] * (1 + len(f.shape)), name=f.name)
                       for f in serving_features}
         ids_outputs = text_signature.model_outputs(ids_inputs)
-        text_outputs = dict(ids_outputs)
-        if text_signature.labels is not None:
-            text_outputs["label"] = tf.gather(tf.constant(list(text_signature.labels)),
-                                              tf.argmax(text_outputs["probabilities"], axis=-1))
+        text_outputs = text_signature.inputs.outputs(ids_outputs, made)
         saver = tf.train.Saver(tf.global_variables())
         with tf.Session(graph=graph) as session:
             saver.restore(session, checkpoint)

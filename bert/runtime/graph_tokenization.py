@@ -12,7 +12,7 @@ is the original's greedy longest-match-first, run for all words of a batch at on
 import functools
 import sys
 import unicodedata
-from typing import Dict, Mapping, Tuple
+from typing import Dict, Mapping, NamedTuple, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -69,9 +69,18 @@ def character_tables(do_lower_case: bool) -> Tuple[Dict[int, str], Dict[int, int
 _KEEP_MARK = "\x01"  # the table's default: a control character, whose own output is "", so never an output
 
 
+class WordPieces(NamedTuple):
+    """The WordPiece tokens of a batch of texts: ragged [batch, None] int64 tensors, one value per token."""
+
+    ids: tf.RaggedTensor
+    starts: tf.RaggedTensor  # where in its text (in characters, i.e. code points) the token's characters begin
+    ends: tf.RaggedTensor  # one past the last character it came from
+
+
 class GraphTokenizer:
     """`FullTokenizer(vocab, do_lower_case)` as ops: `ids(texts)` maps a [batch] string tensor to a ragged
-    [batch, None] int64 tensor of WordPiece ids. Build it inside the graph that uses it."""
+    [batch, None] int64 tensor of WordPiece ids; `word_pieces(texts)` adds where each token lies in its text. Build
+    it inside the graph that uses it."""
 
     def __init__(self, vocab: Mapping[str, int], do_lower_case: bool, unk_token: str = "[UNK]",
                  max_input_chars_per_word: int = 200):
@@ -84,12 +93,28 @@ class GraphTokenizer:
         self._vocab = _table(list(vocab), list(vocab.values()), -1, tf.int64, key_dtype=tf.string)
 
     def ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        words = self.basic_tokens(texts)
-        pieces = self._word_pieces(words.flat_values)
-        return tf.RaggedTensor.from_row_splits(pieces, words.row_splits).merge_dims(1, 2)
+        return self.word_pieces(texts).ids
+
+    def word_pieces(self, texts: tf.Tensor) -> WordPieces:
+        words, sources = self._basic_tokens(texts)
+        ids, begins, widths = self._word_pieces(words.flat_values)
+        # A piece covers characters [begin, begin + width) of its word's output; each came from one text character.
+        first_output = tf.gather(sources.row_splits, ids.value_rowids()) + begins.flat_values
+        starts = tf.gather(sources.flat_values, first_output)
+        ends = tf.gather(sources.flat_values, first_output + widths.flat_values - 1) + 1
+
+        def per_text(values: tf.Tensor) -> tf.RaggedTensor:
+            return tf.RaggedTensor.from_row_splits(ids.with_flat_values(values), words.row_splits).merge_dims(1, 2)
+
+        return WordPieces(per_text(ids.flat_values), per_text(starts), per_text(ends))
 
     def basic_tokens(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """BasicTokenizer's tokens of each text: ragged [batch, None] strings."""
+        return self._basic_tokens(texts)[0]
+
+    def _basic_tokens(self, texts: tf.Tensor) -> Tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """BasicTokenizer's tokens of each text, and for each token the position in its text of the character each
+        of its characters came from (ragged [num_tokens, None]; lower-casing may make two of one)."""
         codes = tf.strings.unicode_decode(texts, "UTF-8", errors="replace", replacement_char=0xFFFD)
         flat = tf.cast(codes.flat_values, tf.int64)
         mapped = self._outputs.lookup(flat)
@@ -98,9 +123,26 @@ class GraphTokenizer:
         if self._classes is not None:
             outputs = tf.where(self._final_sigmas(flat, codes.value_rowids()), tf.fill(tf.shape(outputs), FINAL_SIGMA),
                                outputs)
-        texts = tf.strings.reduce_join(tf.RaggedTensor.from_row_splits(outputs, codes.row_splits), axis=1)
-        words = tf.strings.split(texts, sep=" ", result_type="RaggedTensor")
-        return tf.ragged.boolean_mask(words, tf.not_equal(words, ""))
+        text_rows = codes.value_rowids()
+        positions = tf.range(tf.shape(flat, out_type=tf.int64)[0]) - tf.gather(codes.row_splits, text_rows)
+        # Every output character with the text character it came from; tokens are the runs of non-spaces.
+        output_chars = tf.strings.unicode_decode(outputs, "UTF-8")
+        source = output_chars.value_rowids()
+        text_of = tf.gather(text_rows, source)
+        kept = tf.not_equal(output_chars.flat_values, ord(" "))
+        previous_kept = tf.concat([[False], kept[:-1]], axis=0)
+        previous_text = tf.concat([[tf.constant(-1, tf.int64)], text_of[:-1]], axis=0)
+        starts_token = kept & (tf.logical_not(previous_kept) | tf.not_equal(text_of, previous_text))
+        token_of = tf.boolean_mask(tf.cumsum(tf.cast(starts_token, tf.int64)) - 1, kept)
+        num_tokens = tf.reduce_sum(tf.cast(starts_token, tf.int64))
+        token_chars = tf.RaggedTensor.from_value_rowids(tf.boolean_mask(output_chars.flat_values, kept), token_of,
+                                                        nrows=num_tokens)
+        token_sources = tf.RaggedTensor.from_value_rowids(tf.boolean_mask(tf.gather(positions, source), kept),
+                                                          token_of, nrows=num_tokens)
+        tokens = tf.RaggedTensor.from_value_rowids(tf.strings.unicode_encode(token_chars, "UTF-8"),
+                                                   tf.boolean_mask(text_of, starts_token),
+                                                   nrows=tf.shape(texts, out_type=tf.int64)[0])
+        return tokens, token_sources
 
     def _final_sigmas(self, codes: tf.Tensor, rows: tf.Tensor) -> tf.Tensor:
         """Where a capital sigma lowers to a final sigma: after a cased character and not before one, skipping
@@ -121,10 +163,11 @@ class GraphTokenizer:
         cased_after = cased_at(through, through < num_counted)
         return tf.equal(codes, CAPITAL_SIGMA) & cased_before & tf.logical_not(cased_after)
 
-    def _word_pieces(self, words: tf.Tensor) -> tf.RaggedTensor:
+    def _word_pieces(self, words: tf.Tensor) -> Tuple[tf.RaggedTensor, tf.RaggedTensor, tf.RaggedTensor]:
         """WordPiece of each word, greedy longest-match-first ("##" on pieces after the first); a word longer than
         max_input_chars_per_word, or with a part no vocabulary entry matches, is one [UNK]. Each round matches
-        one piece of every word not yet done, trying all its remaining lengths at once."""
+        one piece of every word not yet done, trying all its remaining lengths at once. Returns ragged
+        [num_words, None] ids, and where in its word each piece begins and how many characters it takes."""
         lengths = tf.strings.length(words, unit="UTF8_CHAR")
         too_long = lengths > self.max_input_chars_per_word
         num_words = tf.shape(words)[0]
@@ -132,7 +175,7 @@ class GraphTokenizer:
         def unfinished(start, failed):
             return tf.logical_and(tf.logical_and(start < lengths, tf.logical_not(failed)), tf.logical_not(too_long))
 
-        def step(start, failed, pieces, round_index):
+        def step(start, failed, pieces, begins, widths_array, round_index):
             index = tf.where(unfinished(start, failed))[:, 0]
             word, begin = tf.gather(words, index), tf.gather(start, index)
             remaining = tf.gather(lengths, index) - begin
@@ -150,25 +193,40 @@ class GraphTokenizer:
             piece = tf.gather(ids, tf.maximum(best - 1, 0), batch_dims=1)
             found = best > 0
             rows = tf.expand_dims(index, 1)
-            start = tf.tensor_scatter_nd_add(start, rows, best)
-            failed = tf.tensor_scatter_nd_update(failed, rows, tf.logical_not(found))
             column = tf.tensor_scatter_nd_update(-tf.ones([num_words], tf.int64), rows,
                                                  tf.where(found, piece, -tf.ones_like(piece)))
-            return start, failed, pieces.write(round_index, column), round_index + 1
+            begin_column = tf.tensor_scatter_nd_update(tf.zeros([num_words], tf.int32), rows, begin)
+            width_column = tf.tensor_scatter_nd_update(tf.zeros([num_words], tf.int32), rows, best)
+            start = tf.tensor_scatter_nd_add(start, rows, best)
+            failed = tf.tensor_scatter_nd_update(failed, rows, tf.logical_not(found))
+            return (start, failed, pieces.write(round_index, column), begins.write(round_index, begin_column),
+                    widths_array.write(round_index, width_column), round_index + 1)
 
-        def any_unfinished(start, failed, pieces, round_index):
+        def any_unfinished(start, failed, pieces, begins, widths_array, round_index):
             return tf.reduce_any(unfinished(start, failed))
 
-        pieces = tf.TensorArray(tf.int64, size=0, dynamic_size=True, element_shape=tf.TensorShape([None]))
-        _, failed, pieces, rounds = tf.while_loop(
-            any_unfinished, step, [tf.zeros_like(lengths), tf.zeros_like(too_long), pieces, tf.constant(0)])
-        matrix = tf.cond(rounds > 0, lambda: tf.transpose(pieces.stack()), lambda: tf.zeros([num_words, 0], tf.int64))
+        def columns(dtype):
+            return tf.TensorArray(dtype, size=0, dynamic_size=True, element_shape=tf.TensorShape([None]))
+
+        _, failed, pieces, begins, widths, rounds = tf.while_loop(
+            any_unfinished, step, [tf.zeros_like(lengths), tf.zeros_like(too_long), columns(tf.int64),
+                                   columns(tf.int32), columns(tf.int32), tf.constant(0)])
+
+        def stacked(array, dtype):
+            return tf.cond(rounds > 0, lambda: tf.transpose(array.stack()), lambda: tf.zeros([num_words, 0], dtype))
+
+        matrix = stacked(pieces, tf.int64)
+        begin_matrix, width_matrix = stacked(begins, tf.int32), stacked(widths, tf.int32)
         unknown = tf.expand_dims(tf.logical_or(failed, too_long), 1)
         first = tf.where(unknown, tf.fill([num_words, 1], tf.constant(self.unk_id, tf.int64)),
                          -tf.ones([num_words, 1], tf.int64))
         matrix = tf.where(tf.broadcast_to(unknown, tf.shape(matrix)), -tf.ones_like(matrix), matrix)
         matrix = tf.concat([first, matrix], axis=1)
-        return tf.ragged.boolean_mask(matrix, matrix >= 0)
+        begin_matrix = tf.concat([tf.zeros([num_words, 1], tf.int32), begin_matrix], axis=1)
+        width_matrix = tf.concat([tf.expand_dims(lengths, 1), width_matrix], axis=1)  # [UNK]: the whole word
+        kept = matrix >= 0
+        return (tf.ragged.boolean_mask(matrix, kept), tf.cast(tf.ragged.boolean_mask(begin_matrix, kept), tf.int64),
+                tf.cast(tf.ragged.boolean_mask(width_matrix, kept), tf.int64))
 
 
 def _table(keys, values, default, value_dtype, key_dtype=tf.int64) -> tf.lookup.StaticHashTable:

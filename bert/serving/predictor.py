@@ -105,10 +105,7 @@ def _classifier_outputs(description: TaskDescription, config: modeling.BertConfi
 
 def _squad_outputs(description: TaskDescription, config: modeling.BertConfig,
                    inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    start_logits, end_logits = squad_model.create_model(
-        config, is_training=False, input_ids=inputs["input_ids"], input_mask=inputs["input_mask"],
-        segment_ids=inputs["segment_ids"], use_one_hot_embeddings=False)
-    return {"start_logits": start_logits, "end_logits": end_logits}
+    return squad_model.prediction_outputs(config, inputs)
 
 
 def _ner_outputs(description: TaskDescription, config: modeling.BertConfig,

@@ -6,6 +6,7 @@ into `SquadOptions` and calls `run`.
 """
 
 import dataclasses
+import functools
 import os
 import random
 from typing import Dict, List, Optional
@@ -21,6 +22,7 @@ from bert.runtime.task_file import TaskDescription, save_task_description, save_
 from bert.squad import data as squad
 from bert.squad import model as squad_model
 from bert.squad import postprocess as squad_postprocess
+from bert.squad import text_graph as squad_text_graph
 from bert.squad.postprocess import PredictionOptions, RawResult
 
 TRAIN_SHUFFLE_SEED = 12345
@@ -104,9 +106,21 @@ def run(options: SquadOptions) -> Optional[Dict[str, str]]:
         # unique_ids is fed as zeros: a serving client matches answers to its windows by position.
         saved_model_dir = export.export_task_model(
             estimator, options.export_dir, squad.feature_spec(options.max_seq_length, is_training=False),
-            init_checkpoint)
+            init_checkpoint, text_signature=_text_signature(options, bert_config))
         save_with_saved_model(saved_model_dir, description, options.vocab_file)
     return answers
+
+
+def _text_signature(options: SquadOptions, bert_config) -> Optional[export.TextSignature]:
+    """Questions and contexts in, answers out; none for --preserve_unused_tokens runs (the graph tokenizer is
+    FullTokenizer's default)."""
+    if options.preserve_unused_tokens:
+        return None
+    inputs = squad_text_graph.QuestionsInContexts(
+        options.max_seq_length, options.doc_stride, options.max_query_length, options.n_best_size,
+        options.max_answer_length, options.version_2_with_negative, options.null_score_diff_threshold)
+    return export.TextSignature(functools.partial(squad_model.prediction_outputs, bert_config), options.vocab_file,
+                                options.do_lower_case, inputs)
 
 
 PREDICTION_SETTINGS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length",

@@ -5,7 +5,7 @@ One linear layer scores every token as answer start and as answer end. The varia
 original load here and vice versa.
 """
 
-from typing import Callable, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import tensorflow.compat.v1 as tf
 
@@ -46,6 +46,15 @@ def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids:
     logits = tf.transpose(logits, [2, 0, 1])  # [2, B, S]
     start_logits, end_logits = tf.unstack(logits, axis=0)
     return start_logits, end_logits
+
+
+def prediction_outputs(bert_config: modeling.BertConfig, features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    """The span head's logits on int32 id features (input_ids, input_mask, segment_ids): what a SavedModel or a
+    kept-loaded predictor serves."""
+    start_logits, end_logits = create_model(
+        bert_config, is_training=False, input_ids=features["input_ids"], input_mask=features["input_mask"],
+        segment_ids=features["segment_ids"], use_one_hot_embeddings=False)
+    return {"start_logits": start_logits, "end_logits": end_logits}
 
 
 def span_loss(logits: tf.Tensor, positions: tf.Tensor) -> tf.Tensor:
