@@ -7,6 +7,7 @@ file has one, predicted tag; BIO, valid spans) and, when the test file is tagged
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from bert.common.file_io import written_then_renamed
 from bert.ner import data as ner_data
 from bert.ner import metrics as ner_metrics
 from bert.ner import model as ner_model
+from bert.ner import text_graph as ner_text_graph
 from bert.ner.data import Sentence
 from bert.runtime import checkpoints, export, sequence_length, specs
 from bert.runtime.engine import make_estimator
@@ -162,7 +164,14 @@ def run(options: NerOptions) -> NerResults:
         results.predictions_file, results.test_results = phase.predict(test_sentences)
     if options.export_dir:
         spec = ner_data.ner_feature_spec(options.max_seq_length)
-        results.saved_model_dir = export.export_task_model(estimator, options.export_dir, spec, init_checkpoint)
+        text_signature = None
+        if not options.preserve_unused_tokens:  # the graph tokenizer is FullTokenizer's default
+            text_signature = export.TextSignature(
+                functools.partial(ner_model.prediction_outputs, bert_config, num_labels=len(label_set.labels)),
+                options.vocab_file, options.do_lower_case,
+                ner_text_graph.TextsToTag(options.max_seq_length, options.doc_stride, label_set.labels))
+        results.saved_model_dir = export.export_task_model(estimator, options.export_dir, spec, init_checkpoint,
+                                                           text_signature=text_signature)
         save_with_saved_model(results.saved_model_dir, description, options.vocab_file)
     return results
 

@@ -5,7 +5,7 @@ position for every label. The loss is the cross-entropy averaged over the positi
 first sub-token of each word a window owns); other sub-tokens, special tokens and padding weigh nothing.
 """
 
-from typing import Callable, Optional
+from typing import Callable, Dict, Optional
 
 import tensorflow.compat.v1 as tf
 
@@ -41,6 +41,16 @@ def create_model(bert_config: modeling.BertConfig, is_training: bool, input_ids:
         sequence = tf.nn.dropout(sequence, rate=0.1)
     logits = tf.einsum("blh,ch->blc", sequence, output_weights)  # [B, L, C]
     return tf.nn.bias_add(logits, output_bias)
+
+
+def prediction_outputs(bert_config: modeling.BertConfig, features: Dict[str, tf.Tensor],
+                       num_labels: int) -> Dict[str, tf.Tensor]:
+    """Each position's label probabilities on int32 id features (input_ids, input_mask, segment_ids): what a
+    SavedModel or a kept-loaded predictor serves."""
+    logits = create_model(bert_config, is_training=False, input_ids=features["input_ids"],
+                          input_mask=features["input_mask"], segment_ids=features["segment_ids"],
+                          num_labels=num_labels, use_one_hot_embeddings=False)
+    return {"probabilities": tf.nn.softmax(logits, axis=-1)}
 
 
 def weighted_token_loss(logits: tf.Tensor, label_ids: tf.Tensor, label_weights: tf.Tensor) -> tf.Tensor:

@@ -110,10 +110,7 @@ def _squad_outputs(description: TaskDescription, config: modeling.BertConfig,
 
 def _ner_outputs(description: TaskDescription, config: modeling.BertConfig,
                  inputs: Mapping[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    logits = ner_model.create_model(
-        config, is_training=False, input_ids=inputs["input_ids"], input_mask=inputs["input_mask"],
-        segment_ids=inputs["segment_ids"], num_labels=len(description.labels), use_one_hot_embeddings=False)
-    return {"probabilities": tf.nn.softmax(logits, axis=-1)}
+    return ner_model.prediction_outputs(config, inputs, len(description.labels))
 
 
 def _encoder_from_checkpoint(checkpoint: str, description: TaskDescription) -> _ModelSession:

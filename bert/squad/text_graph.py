@@ -19,17 +19,12 @@ from typing import Dict, Mapping, NamedTuple, Tuple
 import tensorflow.compat.v1 as tf
 
 from bert.runtime.graph_tokenization import GraphTokenizer, WordPieces
+from bert.runtime.graph_windows import doc_windows, gather_or_zero, max_context_window
 
 INPUT_NAMES = ("question", "context")
 
 
-def _take(values: tf.Tensor, index: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
-    """values[index] where `valid`, else 0 (also when `values` is empty)."""
-    padded = tf.concat([values, tf.zeros([1], values.dtype)], axis=0)
-    return tf.gather(padded, tf.where_v2(valid, index, tf.fill(tf.shape(index), tf.size(values, out_type=index.dtype))))
-
-
-class _Windows(NamedTuple):
+class _WindowedBatch(NamedTuple):
     """What turning a batch's logits back into answers needs to know of its windows."""
 
     context: tf.Tensor  # [examples] the contexts as given
@@ -56,66 +51,36 @@ class QuestionsInContexts:
     input_names: Tuple[str, ...] = INPUT_NAMES
 
     def features(self, tokenizer: GraphTokenizer, vocab: Mapping[str, int],
-                 texts: Mapping[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], _Windows]:
+                 texts: Mapping[str, tf.Tensor]) -> Tuple[Dict[str, tf.Tensor], _WindowedBatch]:
         query = tokenizer.ids(texts["question"])[:, :self.max_query_length]
         doc = tokenizer.word_pieces(texts["context"])
         num_examples = tf.shape(texts["context"], out_type=tf.int64)[0]
-        query_length, doc_length = query.row_lengths(), doc.ids.row_lengths()
-        max_tokens = self.max_seq_length - 3 - query_length  # room for the context in each window
-        stride = tf.minimum(max_tokens, self.doc_stride)
-        num_windows = tf.where_v2(doc_length > 0, 1 + (tf.maximum(doc_length - max_tokens, 0) + stride - 1) // stride,
-                               tf.zeros_like(doc_length))
-        windows = tf.ragged.range(num_windows)
-        example = windows.value_rowids()  # each window's example
+        query_length = query.row_lengths()
+        windows = doc_windows(doc.ids.row_lengths(), self.max_seq_length - 3 - query_length, self.doc_stride)
+        example = windows.example
 
-        def of_example(values: tf.Tensor) -> tf.Tensor:
-            return tf.gather(values, example)
-
-        # Every window of the example beside each window (for "maximal context"): [windows, max windows].
-        max_windows = tf.reduce_max(tf.concat([num_windows, [0]], axis=0))
-        others = tf.range(max_windows)[tf.newaxis, :]
-        other_valid = others < of_example(num_windows)[:, tf.newaxis]
-        other_start = others * of_example(stride)[:, tf.newaxis]
-        other_length = tf.minimum(of_example(max_tokens)[:, tf.newaxis], of_example(doc_length)[:, tf.newaxis]
-                                  - other_start)
-
-        start = windows.flat_values * of_example(stride)
-        length = tf.minimum(of_example(max_tokens), of_example(doc_length) - start)
-        query_length_w = of_example(query_length)
         positions = tf.range(self.max_seq_length, dtype=tf.int64)[tf.newaxis, :]  # [1, L]
-        doc_first = query_length_w[:, tf.newaxis] + 2  # where the context begins in the window
-        doc_end = doc_first + length[:, tf.newaxis]
+        doc_first = tf.gather(query_length, example)[:, tf.newaxis] + 2  # where the context begins in the window
+        doc_end = doc_first + windows.length[:, tf.newaxis]
         is_query = (positions >= 1) & (positions < doc_first - 1)
         is_doc = (positions >= doc_first) & (positions < doc_end)
         is_sep = tf.equal(positions, doc_first - 1) | tf.equal(positions, doc_end)
-        piece = start[:, tf.newaxis] + positions - doc_first  # the window position's index among the context's tokens
-        query_ids = _take(query.flat_values, of_example(query.row_starts())[:, tf.newaxis] + positions - 1, is_query)
-        doc_index = of_example(doc.ids.row_starts())[:, tf.newaxis] + piece
-        doc_ids = _take(doc.ids.flat_values, doc_index, is_doc)
-        input_ids = tf.where_v2(tf.equal(positions, 0), tf.fill(tf.shape(query_ids), tf.constant(vocab["[CLS]"], tf.int64)),
-                             tf.where_v2(is_sep, tf.fill(tf.shape(query_ids), tf.constant(vocab["[SEP]"], tf.int64)),
-                                      query_ids + doc_ids))
-
-        # _check_is_max_context: the window where min(left, right context) + 0.01 * length is largest, the first
-        # of equals.
-        piece_3d = piece[:, :, tf.newaxis]
-        other_start_3d, other_length_3d = other_start[:, tf.newaxis, :], other_length[:, tf.newaxis, :]
-        contains = (other_valid[:, tf.newaxis, :] & (piece_3d >= other_start_3d)
-                    & (piece_3d < other_start_3d + other_length_3d))
-        score = (tf.cast(tf.minimum(piece_3d - other_start_3d, other_start_3d + other_length_3d - 1 - piece_3d),
-                         tf.float64) + 0.01 * tf.cast(other_length_3d, tf.float64))
-        score = tf.where_v2(contains, score, tf.fill(tf.shape(score), tf.constant(-1.0, tf.float64)))
-        best = tf.reduce_max(score, axis=2, keepdims=True)
-        first_best = tf.reduce_min(tf.where_v2(tf.equal(score, best), tf.broadcast_to(others[:, tf.newaxis, :],
-                                                                                   tf.shape(score)),
-                                            tf.fill(tf.shape(score), max_windows)), axis=2)
-        is_max_context = is_doc & tf.equal(first_best, windows.flat_values[:, tf.newaxis])
+        piece = windows.start[:, tf.newaxis] + positions - doc_first  # the position's index among the context's tokens
+        query_index = tf.gather(query.row_starts(), example)[:, tf.newaxis] + positions - 1
+        query_ids = gather_or_zero(query.flat_values, query_index, is_query)
+        doc_index = tf.gather(doc.ids.row_starts(), example)[:, tf.newaxis] + piece
+        doc_ids = gather_or_zero(doc.ids.flat_values, doc_index, is_doc)
+        input_ids = tf.where_v2(tf.equal(positions, 0), tf.constant(vocab["[CLS]"], tf.int64),
+                                tf.where_v2(is_sep, tf.constant(vocab["[SEP]"], tf.int64), query_ids + doc_ids))
+        owner = max_context_window(windows, tf.reshape(tf.broadcast_to(example[:, tf.newaxis], tf.shape(piece)), [-1]),
+                                   tf.reshape(piece, [-1]))
+        is_max_context = is_doc & tf.equal(tf.reshape(owner, tf.shape(piece)), windows.index[:, tf.newaxis])
         features = {"input_ids": tf.cast(input_ids, tf.int32),
                     "input_mask": tf.cast(positions < doc_end + 1, tf.int32),
                     "segment_ids": tf.cast(is_doc | tf.equal(positions, doc_end), tf.int32)}
-        return features, _Windows(texts["context"], doc, example, num_examples, doc_index, is_doc, is_max_context)
+        return features, _WindowedBatch(texts["context"], doc, example, num_examples, doc_index, is_doc, is_max_context)
 
-    def outputs(self, model_outputs: Mapping[str, tf.Tensor], windows: _Windows) -> Dict[str, tf.Tensor]:
+    def outputs(self, model_outputs: Mapping[str, tf.Tensor], windows: _WindowedBatch) -> Dict[str, tf.Tensor]:
         """answer (string), start and end (its characters in the context), score (its start + end logit); in 2.0
         mode also null_score_diff. A question with no valid span (or an empty context) gets "" at (0, 0)."""
         start_logits = tf.cast(model_outputs["start_logits"], tf.float64)
@@ -129,7 +94,7 @@ class QuestionsInContexts:
                  & tf.gather(windows.is_doc, best_ends, batch_dims=1)[:, tf.newaxis, :]
                  & (ends >= starts) & (ends - starts + 1 <= self.max_answer_length))
         scores = best_start_logits[:, :, tf.newaxis] + best_end_logits[:, tf.newaxis, :]
-        scores = tf.reshape(tf.where_v2(valid, scores, tf.fill(tf.shape(scores), tf.constant(-float("inf"), tf.float64))),
+        scores = tf.reshape(tf.where_v2(valid, scores, tf.constant(-float("inf"), tf.float64)),
                             [tf.shape(scores)[0], -1])
         # The first of the best: window order, then start rank, then end rank, as run_squad's stable sort.
         window_best = tf.reduce_max(scores, axis=1)
@@ -139,32 +104,34 @@ class QuestionsInContexts:
         num_windows = tf.shape(window_best, out_type=tf.int64)[0]
         window_ids = tf.range(num_windows)
         chosen_window = tf.math.unsorted_segment_min(
-            tf.where_v2(tf.equal(window_best, tf.gather(example_best, windows.example)), window_ids,
-                     tf.fill([num_windows], num_windows)), windows.example, windows.num_examples)
-        found = chosen_window < num_windows
+            tf.where_v2(tf.equal(window_best, tf.gather(example_best, windows.example)), window_ids, num_windows),
+            windows.example, windows.num_examples)
+        found = (chosen_window < num_windows) & (example_best > -float("inf"))  # some window has a valid span
         window = tf.minimum(chosen_window, tf.maximum(num_windows - 1, 0))
         choice = tf.gather(window_choice, window)
         start_position = tf.gather(starts[:, :, 0], window)
         start_position = tf.gather(start_position, choice // n_best, batch_dims=1)
         end_position = tf.gather(tf.gather(ends[:, 0, :], window), choice % n_best, batch_dims=1)
         doc_index = tf.gather(windows.doc_index, window)
-        start_char = _take(windows.pieces.starts.flat_values, tf.gather(doc_index, start_position, batch_dims=1), found)
-        end_char = _take(windows.pieces.ends.flat_values, tf.gather(doc_index, end_position, batch_dims=1), found)
-        score = tf.where_v2(found, example_best, tf.zeros_like(example_best))
+        start_char = gather_or_zero(windows.pieces.starts.flat_values,
+                                    tf.gather(doc_index, start_position, batch_dims=1), found)
+        end_char = gather_or_zero(windows.pieces.ends.flat_values, tf.gather(doc_index, end_position, batch_dims=1),
+                                  found)
+        score = tf.where_v2(found, example_best, tf.constant(0.0, tf.float64))
         outputs = {}
         if self.version_2_with_negative:
             null_scores = tf.math.unsorted_segment_min(start_logits[:, 0] + end_logits[:, 0], windows.example,
                                                        windows.num_examples)
             has_windows = tf.math.unsorted_segment_max(tf.ones_like(windows.example), windows.example,
                                                        windows.num_examples) > 0
-            null_scores = tf.where_v2(has_windows, null_scores, tf.zeros_like(null_scores))  # an empty context
+            null_scores = tf.where_v2(has_windows, null_scores, tf.constant(0.0, tf.float64))  # an empty context
             null_score_diff = null_scores - score
             answered = found & (null_score_diff <= self.null_score_diff_threshold)
             score = tf.where_v2(answered, score, null_scores)  # "" is the null candidate, with its score
             found = answered
             outputs["null_score_diff"] = null_score_diff
-        start_char = tf.where_v2(found, start_char, tf.zeros_like(start_char))
-        end_char = tf.where_v2(found, end_char, tf.zeros_like(end_char))
+        start_char = tf.where_v2(found, start_char, tf.constant(0, tf.int64))
+        end_char = tf.where_v2(found, end_char, tf.constant(0, tf.int64))
         outputs.update(answer=tf.strings.substr(windows.context, start_char, end_char - start_char, unit="UTF8_CHAR"),
                        start=start_char, end=end_char, score=score)
         return outputs
