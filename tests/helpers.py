@@ -39,12 +39,9 @@ def onednn_runs_bfloat16() -> bool:
     isa_cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
     if isa_cap != "ALL" and "BF16" not in isa_cap and "AMX" not in isa_cap:
         return False
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu_flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in cpu_flags or "amx_bf16" in cpu_flags
+    from bert.runtime.performance import bfloat16_units
+
+    return bool(bfloat16_units())
 
 
 def shared_path(*parts: str) -> str:

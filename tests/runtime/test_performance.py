@@ -32,6 +32,25 @@ def test_settings_validation(settings, use_tpu, message):
         PerformanceSettings(**settings).validate(use_tpu)
 
 
+@pytest.mark.parametrize("precision, has_units, warned", [
+    ("bf16", False, True), ("bf16", True, False), ("bf16", None, False), ("fp32", False, False)])
+def test_bf16_on_a_cpu_without_bfloat16_units_warns_once(monkeypatch, caplog, precision, has_units, warned):
+    """Without AVX512_BF16/AMX, bf16 only converts and runs slower than fp32: one warning line says so."""
+    monkeypatch.setattr(performance, "bfloat16_units", lambda: has_units)
+    with caplog.at_level("WARNING"):
+        PerformanceSettings(precision=precision).validate()
+    messages = [record.getMessage() for record in caplog.records if "bfloat16 units" in record.getMessage()]
+    assert len(messages) == (1 if warned else 0)
+    if warned:
+        assert "use precision=fp32" in messages[0] and "\n" not in messages[0]
+
+
+def test_bfloat16_units_reads_the_cpu_flags():
+    with open("/proc/cpuinfo", encoding="utf-8") as reader:
+        flags = reader.read()
+    assert performance.bfloat16_units() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+
+
 def test_defaults_leave_the_session_alone():
     assert performance.session_config(PerformanceSettings()) is None
 
