@@ -23,7 +23,7 @@ SERVING_TAG = tf.saved_model.SERVING
 SIGNATURE_KEY = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 # What a serving client sends for every task; any other feature of a task's spec is fed as zeros.
 SERVING_FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids")
-TEXT_SIGNATURE_KEY = "text"  # [new] raw text in: text_a, text_b (classifiers); question, context (SQuAD)
+TEXT_SIGNATURE_KEY = "text"  # [new] raw text in: text_a, text_b (classifier), question, context (SQuAD), text (NER)
 TEXT_INPUT_NAMES = ("text_a", "text_b")
 
 

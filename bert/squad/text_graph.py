@@ -9,8 +9,8 @@ than null_score_diff_threshold.
 
 The answer's text is cut from the context at the characters its first and last WordPiece tokens came from, where
 run_squad re-aligns a normalised text with the original words (`get_final_text`); the two agree except where that
-alignment fails and run_squad falls back to whole words (e.g. an answer ending inside a word written with a
-character lower-casing turns into two).
+alignment fails and run_squad falls back to whole words (e.g. an answer starting or ending at an [UNK] token
+that is only part of a space-delimited word, such as the emoji in "(😀)").
 """
 
 import dataclasses
