@@ -5,6 +5,7 @@ it); both run on this machine, so results agree to float rounding between Tensor
 """
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 from helpers import REPO_ROOT, make_tiny_model_dir, require
-from task_data import write_mrpc_like
+from task_data import write_mrpc_like, write_squad_data
 
 from bert.classifier import data as classifier_data
 from bert.runtime import export
@@ -108,6 +109,36 @@ def test_raw_text_into_the_saved_model_of_tensorflow_2_15_serves_here(trained_on
                                              export.TEXT_SIGNATURE_KEY)["probabilities"]
     there = np.loadtxt(os.path.join(trained_on_tf215, "test_results.tsv"), delimiter="\t")
     np.testing.assert_allclose(served, there, rtol=0, atol=1e-5)
+
+
+def test_questions_into_the_squad_saved_model_of_tensorflow_2_15_are_answered_here(tf215_python, setup, tmp_path):
+    """A SQuAD 2.0 model trained, run and exported on 2.15: its `text` signature (windows, n-best and null score
+    in the graph) answers here as run_squad answered there."""
+    _, model_dir, _ = setup
+    train_file = write_squad_data(tmp_path / "train.json", num_paragraphs=6, seed=0)
+    predict_file = write_squad_data(tmp_path / "dev.json", num_paragraphs=3, seed=1)
+    output_dir, export_dir = tmp_path / "tf215", tmp_path / "serving215"
+    command = [tf215_python, os.path.join(REPO_ROOT, "scripts", "run_squad.py"), f"--vocab_file={model_dir}/vocab.txt",
+               f"--bert_config_file={model_dir}/bert_config.json", f"--init_checkpoint={model_dir}/bert_model.ckpt",
+               f"--output_dir={output_dir}", f"--train_file={train_file}", f"--predict_file={predict_file}",
+               "--do_train=true", "--do_predict=true", "--version_2_with_negative=true", "--max_seq_length=48",
+               "--doc_stride=16", "--max_query_length=10", f"--train_batch_size={BATCH}", "--learning_rate=1e-3",
+               "--seed=1", f"--export_dir={export_dir}"]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=600,
+                               env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    with open(predict_file, encoding="utf-8") as reader:
+        questions = [(qa["id"], qa["question"], paragraph["context"]) for article in json.load(reader)["data"]
+                     for paragraph in article["paragraphs"] for qa in paragraph["qas"]]
+    (saved_model,) = glob.glob(str(export_dir / "*"))
+    served = export.predict_with_saved_model(saved_model, {"question": [q for _, q, _ in questions],
+                                                           "context": [c for _, _, c in questions]},
+                                             export.TEXT_SIGNATURE_KEY)
+    predictions = json.loads((output_dir / "predictions.json").read_text(encoding="utf-8"))
+    null_odds = json.loads((output_dir / "null_odds.json").read_text(encoding="utf-8"))
+    assert [answer.decode("utf-8") for answer in served["answer"]] == [predictions[qid] for qid, _, _ in questions]
+    np.testing.assert_allclose(served["null_score_diff"], [null_odds[qid] for qid, _, _ in questions], rtol=0,
+                               atol=1e-4)
 
 
 def training_losses(output_dir):
