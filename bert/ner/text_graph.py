@@ -15,7 +15,7 @@ import tensorflow.compat.v1 as tf
 
 from bert import tokenization
 from bert.runtime.graph_tokenization import GraphTokenizer
-from bert.runtime.graph_windows import DocWindows, doc_windows, gather_or_zero, max_context_window
+from bert.runtime.graph_windows import doc_windows, gather_or_zero, max_context_window
 
 INPUT_NAMES = ("text",)
 _INSIDE, _SPACE, _ALONE = 0, 1, 2  # how split_words treats a character
@@ -81,7 +81,8 @@ class TextsToTag:
         features = {"input_ids": tf.cast(input_ids, tf.int32),
                     "input_mask": tf.cast(positions <= length + 1, tf.int32),
                     "segment_ids": tf.zeros_like(input_ids, tf.int32)}
-        window = tf.gather(_first_window(windows), word_text) + max_context_window(windows, word_text, first_piece)
+        first_window = tf.cumsum(windows.num_windows, exclusive=True)  # each text's first among all windows
+        window = tf.gather(first_window, word_text) + max_context_window(windows, word_text, first_piece)
         position = first_piece - tf.gather(windows.start, window) + 1  # +1 for [CLS]
         return features, _WordBatch(words, word_starts, word_ends, window, position)
 
@@ -119,8 +120,3 @@ class TextsToTag:
 
         return (per_text(tf.strings.unicode_encode(chars, "UTF-8")), per_text(tf.boolean_mask(positions, starts_word)),
                 per_text(ends))
-
-
-def _first_window(windows: DocWindows) -> tf.Tensor:
-    """[examples] the index of each example's first window among all windows."""
-    return tf.cumsum(windows.num_windows, exclusive=True)

@@ -108,10 +108,6 @@ class GraphTokenizer:
 
         return WordPieces(per_text(ids.flat_values), per_text(starts), per_text(ends))
 
-    def basic_tokens(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """BasicTokenizer's tokens of each text: ragged [batch, None] strings."""
-        return self._basic_tokens(texts)[0]
-
     def _basic_tokens(self, texts: tf.Tensor) -> Tuple[tf.RaggedTensor, tf.RaggedTensor]:
         """BasicTokenizer's tokens of each text, and for each token the position in its text of the character each
         of its characters came from (ragged [num_tokens, None]; lower-casing may make two of one)."""
