@@ -116,8 +116,9 @@ def check_batch_divides(batch_size: Optional[int], parts: int, what: str) -> Non
 
 
 def bfloat16_units() -> Optional[bool]:
-    """Whether the CPU computes in bfloat16 (AVX512_BF16 or AMX), what makes precision=bf16 pay; None where
-    /proc/cpuinfo cannot tell (not Linux)."""
+    """Whether the CPU computes in bfloat16 (AVX512_BF16 or AMX), which precision=bf16 needs to pay (needed, not
+    sufficient: an Intel Xeon with AVX512_BF16 and no AMX trained slower in bf16); None where /proc/cpuinfo cannot
+    tell (not Linux)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as reader:
             flags = reader.read()
