@@ -134,12 +134,13 @@ def build_predict(variant: str, config: modeling.BertConfig, init_checkpoint: st
     return lambda: session.run(output)
 
 
-def build_train(variant: str) -> Callable[[], None]:
+def build_train(variant: str, batch_size: int, seq_length: int) -> Callable[[], None]:
+    """A function running one step of the benchmark's MiniLM fine-tuning (random weights) with the variant."""
     config = throughput.preset_config("minilm_l6_h384")
     graph = tf.Graph()
     with graph.as_default(), variant_graph(variant):
         tf.set_random_seed(0)
-        step = throughput.training_step_builder(config, FLAGS.batch_size, FLAGS.seq_length, PerformanceSettings())()
+        step = throughput.training_step_builder(config, batch_size, seq_length, PerformanceSettings())()
         session = tf.Session(graph=graph)
         session.run([tf.global_variables_initializer(), tf.local_variables_initializer()])
     return lambda: session.run(step)
@@ -155,7 +156,7 @@ def main(_):
             name: build_predict(name, config, FLAGS.init_checkpoint, FLAGS.batch_size, FLAGS.seq_length)
             for name in FLAGS.variants}
     else:
-        runs = {name: build_train(name) for name in FLAGS.variants}
+        runs = {name: build_train(name, FLAGS.batch_size, FLAGS.seq_length) for name in FLAGS.variants}
     baseline = FLAGS.variants[0]
     reference = runs[baseline]() if FLAGS.mode == "predict" else None
     for run in runs.values():  # warm-up
