@@ -1,7 +1,8 @@
 """Predictions from raw text, back to back on one machine: single-request latency (p50, p99) and throughput on the
 MRPC test pairs, for
 
-  (a) the warm Predictor on a fine-tuned run's output_dir (checkpoint),
+  (a) the warm Predictor on a fine-tuned run's output_dir (checkpoint), and the same with fast_kernels (GELU fused
+      into its matrix product),
   (b) the run's SavedModel loaded in-process, its `text` signature (tokenization in the graph, no Python
       tokenizer), and the Predictor on the same SavedModel's ids signature (tokenizing in Python),
   (c) Estimator.predict called per request, the original's way (TensorFlow 2.15 only; a few requests),
@@ -84,8 +85,8 @@ def timed_requests(answer: Callable[[Pair], object], pairs: Sequence[Pair], requ
     return latencies
 
 
-def predictor_variant(path: str, pairs: Sequence[Pair]) -> Dict:
-    with Predictor.load(path) as predictor:
+def predictor_variant(path: str, pairs: Sequence[Pair], fast_kernels: bool = False) -> Dict:
+    with Predictor.load(path, fast_kernels) as predictor:
         latencies = timed_requests(lambda pair: predictor.classify(*pair), pairs, FLAGS.requests, FLAGS.warmup)
         start = time.perf_counter()
         predictor.classify([a for a, _ in pairs], [b for _, b in pairs], batch_size=FLAGS.batch_size)
@@ -166,7 +167,8 @@ def peer_variant(pairs: Sequence[Pair]) -> Optional[Dict]:
 def main(_):
     examples = classifier_data.MrpcProcessor().get_test_examples(FLAGS.data_dir)
     pairs = [(example.text_a, example.text_b) for example in examples]
-    results = {"(a) Predictor, checkpoint": predictor_variant(FLAGS.run_dir, pairs)}
+    results = {"(a) Predictor, checkpoint": predictor_variant(FLAGS.run_dir, pairs),
+               "(a') Predictor, checkpoint, fast_kernels": predictor_variant(FLAGS.run_dir, pairs, fast_kernels=True)}
     if FLAGS.export_dir:
         results["(b) SavedModel, text signature"] = text_saved_model_variant(FLAGS.export_dir, pairs)
         results["(b') Predictor, SavedModel ids signature"] = predictor_variant(FLAGS.export_dir, pairs)

@@ -1,10 +1,11 @@
 """Candidate rewrites of the encoder graph, each measured on its own against the original graph, back to back in
 one process (issue 27, "take it back"):
 
-  gelu_tf_form      GELU as tf.nn.gelu(approximate=True) (the same formula: BERT's tanh approximation), whose
-                    ops oneDNN's graph rewrite fuses into the preceding matrix product
+  fast_kernels      the package's --fast_kernels (modeling.fused_gelu): GELU as tf.nn.gelu(approximate=True),
+                    the same formula, which oneDNN's graph rewrite fuses into the preceding matrix product when
+                    predicting (a training step's backward pass needs the product alone, which keeps them apart)
   layer_norm_fused  layer normalisation as one FusedBatchNormV3 over [1, rows, width, 1] (Keras' trick), then
-                    the learned scale and offset
+                    the learned scale and offset, which oneDNN's rewrite makes one _MklLayerNorm when predicting
   fused_qkv         the query, key and value projections as one matrix product (the three kernels concatenated
                     at run time, so the variables and checkpoints stay the original's) and one transpose
   all               the three together
@@ -28,7 +29,6 @@ import time
 from typing import Callable, Dict, Iterator, Optional
 
 import numpy as np
-import tensorflow as tf2
 import tensorflow.compat.v1 as tf
 from absl import app, flags
 
@@ -38,7 +38,7 @@ from bert.runtime.performance import PerformanceSettings
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("original", "gelu_tf_form", "layer_norm_fused", "fused_qkv", "all")
+VARIANTS = ("original", "fast_kernels", "layer_norm_fused", "fused_qkv", "all")
 
 flags.DEFINE_enum("mode", "predict", ["predict", "train"], "Encoder forward pass, or the whole training step.")
 flags.DEFINE_list("variants", list(VARIANTS), "Variants to compare; the first is the baseline.")
@@ -51,12 +51,6 @@ flags.DEFINE_string("init_checkpoint", os.path.join(REPO_ROOT, "runs", "minilm_l
 flags.DEFINE_string("bert_config_file",
                     os.path.join(REPO_ROOT, "runs", "minilm_l6_h384_uncased", "bert_config.json"),
                     "predict: its configuration.")
-
-
-def gelu_tf_form(x: tf.Tensor) -> tf.Tensor:
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) through tf.nn.gelu itself: the same ops written out as in
-    `modeling.gelu` are not fused (checked: the same op counts)."""
-    return tf2.nn.gelu(x, approximate=True)
 
 
 def layer_norm_fused(input_tensor: tf.Tensor, name: Optional[str] = None) -> tf.Tensor:
@@ -103,8 +97,8 @@ def fused_qkv_attention(from_tensor: tf.Tensor, to_tensor: tf.Tensor, attention_
 def variant_graph(variant: str) -> Iterator[None]:
     """Replaces the modeling functions the variant rewrites while its graph is built."""
     replaced = {}
-    if variant in ("gelu_tf_form", "all"):
-        replaced["_ACTIVATIONS"] = dict(modeling._ACTIVATIONS, gelu=gelu_tf_form)
+    if variant in ("fast_kernels", "all"):
+        replaced["_ACTIVATIONS"] = dict(modeling._ACTIVATIONS, gelu=modeling.fused_gelu)
     if variant in ("layer_norm_fused", "all"):
         replaced["layer_norm"] = layer_norm_fused
     if variant in ("fused_qkv", "all"):

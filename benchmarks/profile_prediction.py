@@ -1,6 +1,6 @@
 """Where one prediction request's time goes: the Predictor's model on one MRPC pair, traced op by op.
 
-    python benchmarks/profile_prediction.py --run_dir=runs/mrpc_minilm
+    python benchmarks/profile_prediction.py --run_dir=runs/mrpc_minilm [--fast_kernels]
 
 Prints the median untraced latency of the model run (tokenization excluded), then the traced time per op type
 (summed over --steps traced runs, shown per run) with the op count per run; a trace's own overhead makes its total
@@ -28,6 +28,7 @@ flags.DEFINE_string("text_a", "Amrozi accused his brother, whom he called \"the 
 flags.DEFINE_string("text_b", "Referring to him as only \"the witness\", Amrozi accused his brother of "
                               "deliberately distorting his evidence.", "The request's second text.")
 flags.DEFINE_integer("steps", 50, "Untimed warm-up runs, then as many timed and as many traced runs.")
+flags.DEFINE_bool("fast_kernels", False, "Profile the model built with fast kernels (Predictor.load's option).")
 
 
 def _op_type(node_stats) -> str:
@@ -37,7 +38,7 @@ def _op_type(node_stats) -> str:
 
 
 def main(_):
-    predictor = Predictor.load(FLAGS.run_dir)
+    predictor = Predictor.load(FLAGS.run_dir, FLAGS.fast_kernels)
     encoded = encode_text(predictor.tokenizer, FLAGS.text_a, FLAGS.text_b, predictor.description.max_seq_length)
     length = sum(encoded.input_mask)
     model = predictor._model  # the profile looks inside on purpose

@@ -46,6 +46,8 @@ def define_flags() -> None:
     flags.DEFINE_enum("input_format", "auto", INPUT_FORMATS,
                       "auto: JSON lines when the first line starts with '{', else TSV.")
     flags.DEFINE_integer("batch_size", 32, "Texts per model run (each batch is cut to its longest text).")
+    flags.DEFINE_bool("fast_kernels", False, "Build a checkpoint's model from fused kernels: faster, results within "
+                      "1e-5 (a SavedModel keeps the graph it was exported with).")
 
 
 @contextlib.contextmanager
@@ -72,7 +74,7 @@ def _output(path: str) -> Iterator[IO]:
 
 
 def predict_from_flags() -> None:
-    with Predictor.load(FLAGS.model_dir) as predictor, _input_lines(FLAGS.input_file) as lines, \
+    with Predictor.load(FLAGS.model_dir, FLAGS.fast_kernels) as predictor, _input_lines(FLAGS.input_file) as lines, \
             _output(FLAGS.output_file) as writer:
         source = "standard input" if FLAGS.input_file == STANDARD_STREAM else FLAGS.input_file
         inputs = read_text_inputs(lines, FLAGS.input_format, source)

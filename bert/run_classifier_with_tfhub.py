@@ -10,6 +10,7 @@ warning says so when one is given. The job, its files and its metrics are run_cl
 Needs tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
+import dataclasses
 import sys
 
 from bert.runtime import logs
@@ -29,6 +30,7 @@ from bert.runtime.outputs import check_output_dir, output_dir_lock
 
 FLAGS = flags.FLAGS
 _MODEL_FLAGS_FROM_THE_MODULE = ("bert_config_file", "vocab_file", "do_lower_case", "init_checkpoint")
+_GRAPH_FLAGS_THE_MODULE_FIXES = ("fast_kernels", "gradient_checkpointing")  # they change how BertModel is built
 
 
 def define_flags() -> None:
@@ -49,10 +51,15 @@ def run_from_flags() -> None:
     for name in _MODEL_FLAGS_FROM_THE_MODULE:
         if FLAGS[name].present:
             tf.logging.warning("--%s is ignored: the Hub module brings the model, its vocab and casing", name)
+    for name in _GRAPH_FLAGS_THE_MODULE_FIXES:
+        if FLAGS[name].value:
+            tf.logging.warning("--%s is ignored: the Hub module brings its encoder's graph ready-made", name)
     encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
+    run = RunSettings.from_flags(FLAGS)
+    run.performance = dataclasses.replace(run.performance, **dict.fromkeys(_GRAPH_FLAGS_THE_MODULE_FIXES, False))
     options = dataclass_from_flags(
         classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None, init_checkpoint=None,
-        do_lower_case=encoder.info.do_lower_case, run=RunSettings.from_flags(FLAGS))
+        do_lower_case=encoder.info.do_lower_case, run=run)
     for line in common_flags.describe_run(options):
         tf.logging.info(line)
     with output_dir_lock(options.output_dir):

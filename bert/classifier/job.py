@@ -112,8 +112,9 @@ def run(options: ClassifierOptions, encoder: Optional[classifier_model.Encoder] 
         # The graph tokenizer is FullTokenizer's default; [unusedN] preservation keeps the ids signature only.
         if description is not None and not options.preserve_unused_tokens:
             num_labels = 1 if processor.is_regression else len(label_list)
+            model_config = options.run.performance.model_config(bert_config)
             text_signature = export.TextSignature(
-                functools.partial(classifier_model.prediction_outputs, bert_config, num_labels=num_labels,
+                functools.partial(classifier_model.prediction_outputs, model_config, num_labels=num_labels,
                                   is_regression=processor.is_regression),
                 options.vocab_file, options.do_lower_case,
                 export.PairTexts(options.max_seq_length, description.labels))

@@ -187,10 +187,11 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
             is_real_example = tf.ones(tf.shape(label_ids), dtype=tf.float32)
         is_training = mode == ModeKeys.TRAIN
 
+        performance = specs.run_params(params).performance
         total_loss, per_example_loss, logits, probabilities = create_model(
-            bert_config, is_training, features["input_ids"], features["input_mask"], features["segment_ids"],
-            label_ids, num_labels, use_one_hot_embeddings, is_regression, encoder,
-            specs.run_params(params).performance.gradient_checkpointing)
+            performance.model_config(bert_config), is_training, features["input_ids"], features["input_mask"],
+            features["segment_ids"], label_ids, num_labels, use_one_hot_embeddings, is_regression, encoder,
+            performance.gradient_checkpointing)
         scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:

@@ -227,7 +227,7 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: str, lay
         if mode != specs.ModeKeys.PREDICT:
             raise ValueError(f"feature extraction only supports PREDICT mode, got {mode}")
         model = modeling.BertModel(
-            config=bert_config,
+            config=specs.run_params(params).performance.model_config(bert_config),
             is_training=False,
             input_ids=features["input_ids"],
             input_mask=features["input_mask"],

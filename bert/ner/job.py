@@ -167,7 +167,8 @@ def run(options: NerOptions) -> NerResults:
         text_signature = None
         if not options.preserve_unused_tokens:  # the graph tokenizer is FullTokenizer's default
             text_signature = export.TextSignature(
-                functools.partial(ner_model.prediction_outputs, bert_config, num_labels=len(label_set.labels)),
+                functools.partial(ner_model.prediction_outputs, options.run.performance.model_config(bert_config),
+                                  num_labels=len(label_set.labels)),
                 options.vocab_file, options.do_lower_case,
                 ner_text_graph.TextsToTag(options.max_seq_length, options.doc_stride, label_set.labels))
         results.saved_model_dir = export.export_task_model(estimator, options.export_dir, spec, init_checkpoint,

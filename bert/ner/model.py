@@ -78,9 +78,10 @@ def model_fn_builder(bert_config: modeling.BertConfig, num_labels: int, init_che
         specs.log_features(features)
         if mode == ModeKeys.EVAL:
             raise ValueError("run_ner evaluates through predict(); Estimator.evaluate is not supported")
-        logits = create_model(bert_config, mode == ModeKeys.TRAIN, features["input_ids"], features["input_mask"],
-                              features["segment_ids"], num_labels, use_one_hot_embeddings,
-                              specs.run_params(params).performance.gradient_checkpointing)
+        performance = specs.run_params(params).performance
+        logits = create_model(performance.model_config(bert_config), mode == ModeKeys.TRAIN, features["input_ids"],
+                              features["input_mask"], features["segment_ids"], num_labels, use_one_hot_embeddings,
+                              performance.gradient_checkpointing)
         scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
         if mode == ModeKeys.TRAIN:
             label_weights = tf.cast(features["label_weights"], tf.float32)

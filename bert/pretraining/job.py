@@ -154,16 +154,17 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
 
     def model_fn(features, labels, mode, params):
         specs.log_features(features)
+        performance = specs.run_params(params).performance
+        config = performance.model_config(bert_config)
         model = modeling.BertModel(
-            config=bert_config, is_training=mode == ModeKeys.TRAIN, input_ids=features["input_ids"],
+            config=config, is_training=mode == ModeKeys.TRAIN, input_ids=features["input_ids"],
             input_mask=features["input_mask"], token_type_ids=features["segment_ids"],
-            use_one_hot_embeddings=use_one_hot_embeddings,
-            gradient_checkpointing=specs.run_params(params).performance.gradient_checkpointing)
+            use_one_hot_embeddings=use_one_hot_embeddings, gradient_checkpointing=performance.gradient_checkpointing)
         masked_lm_loss, masked_lm_example_loss, masked_lm_log_probs = get_masked_lm_output(
-            bert_config, model.get_sequence_output(), model.get_embedding_table(),
+            config, model.get_sequence_output(), model.get_embedding_table(),
             features["masked_lm_positions"], features["masked_lm_ids"], features["masked_lm_weights"])
         next_sentence_loss, next_sentence_example_loss, next_sentence_log_probs = get_next_sentence_output(
-            bert_config, model.get_pooled_output(), features["next_sentence_labels"])
+            config, model.get_pooled_output(), features["next_sentence_labels"])
         total_loss = masked_lm_loss + next_sentence_loss
         scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 

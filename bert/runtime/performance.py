@@ -14,6 +14,8 @@ All of them default to off, and then nothing here touches the graph or the sessi
   to `optimization.create_optimizer` as arguments.
 - Gradient checkpointing recomputes each encoder layer in the backward pass instead of keeping its activations:
   the task's model_fn passes it to `modeling.BertModel`.
+- Fast kernels build the same model from fewer, fused kernels (`modeling.with_fast_kernels`): the task's model_fn
+  builds its BertModel from `model_config(bert_config)`.
 """
 
 import dataclasses
@@ -24,6 +26,7 @@ import tensorflow.compat.v1 as tf
 from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorflow.python.client import pywrap_tf_session
 
+from bert import modeling
 from bert.common.errors import UserError
 from bert.optimization import OPTIMIZERS
 
@@ -51,6 +54,7 @@ class PerformanceSettings:
     num_gpus: Optional[int] = None  # GPUs per worker for mirrored training; None = all visible
     gradient_checkpointing: bool = False  # recompute encoder layers in the backward pass (less memory, more time)
     optimizer: str = "adamw"  # one of OPTIMIZERS; adamw is the original's AdamWeightDecay
+    fast_kernels: bool = False  # the same model from fused kernels; results move in the last bits only
 
     def validate(self, use_tpu: bool = False) -> None:
         """Raises UserError naming the setting when a value, or a combination with `use_tpu`, is unsupported."""
@@ -93,6 +97,13 @@ class PerformanceSettings:
     @property
     def is_distributed(self) -> bool:
         return self.distribution_strategy != "none"
+
+    def model_config(self, bert_config: Optional[modeling.BertConfig]) -> Optional[modeling.BertConfig]:
+        """The config a model_fn builds its BertModel from: the original's, or its fast-kernels copy (None stays
+        None: a TF Hub encoder brings its graph ready-made)."""
+        if self.fast_kernels and bert_config is not None:
+            return modeling.with_fast_kernels(bert_config)
+        return bert_config
 
     @classmethod
     def from_flags(cls, flags_values) -> "PerformanceSettings":

@@ -113,12 +113,17 @@ def _ner_outputs(description: TaskDescription, config: modeling.BertConfig,
     return ner_model.prediction_outputs(config, inputs, len(description.labels))
 
 
-def _encoder_from_checkpoint(checkpoint: str, description: TaskDescription) -> _ModelSession:
+def _model_config(description: TaskDescription, fast_kernels: bool) -> modeling.BertConfig:
+    config = modeling.BertConfig.from_dict(description.bert_config)
+    return modeling.with_fast_kernels(config) if fast_kernels else config
+
+
+def _encoder_from_checkpoint(checkpoint: str, description: TaskDescription, fast_kernels: bool) -> _ModelSession:
     """BertModel alone with the checkpoint's encoder weights: all encoder layers, [batch, layers, length, hidden]."""
     graph = tf.Graph()
     with graph.as_default():
         inputs = _inputs()
-        model = modeling.BertModel(modeling.BertConfig.from_dict(description.bert_config), is_training=False,
+        model = modeling.BertModel(_model_config(description, fast_kernels), is_training=False,
                                    input_ids=inputs["input_ids"], input_mask=inputs["input_mask"],
                                    token_type_ids=inputs["segment_ids"])
         layers = tf.stack(model.get_all_encoder_layers(), axis=1)
@@ -133,13 +138,12 @@ def _encoder_from_checkpoint(checkpoint: str, description: TaskDescription) -> _
 _TASK_OUTPUTS = {"classifier": _classifier_outputs, "squad": _squad_outputs, "ner": _ner_outputs}
 
 
-def _from_checkpoint(checkpoint: str, description: TaskDescription) -> _ModelSession:
+def _from_checkpoint(checkpoint: str, description: TaskDescription, fast_kernels: bool) -> _ModelSession:
     """The task's model on inputs of any batch size and length, with the checkpoint's weights."""
     graph = tf.Graph()
     with graph.as_default():
         inputs = _inputs()
-        outputs = _TASK_OUTPUTS[description.task](description, modeling.BertConfig.from_dict(description.bert_config),
-                                                  inputs)
+        outputs = _TASK_OUTPUTS[description.task](description, _model_config(description, fast_kernels), inputs)
         saver = tf.train.Saver()
         session = tf.Session(graph=graph)
         saver.restore(session, checkpoint)
@@ -188,18 +192,21 @@ class Predictor:
     """A fine-tuned model kept loaded; see the module's docstring. Build it with `Predictor.load(path)`."""
 
     def __init__(self, description: TaskDescription, tokenizer: tokenization.FullTokenizer, model: _ModelSession,
-                 source: str):
+                 source: str, fast_kernels: bool = False):
         self.description = description
         self.tokenizer = tokenizer
         self.source = source  # the checkpoint or SavedModel loaded
+        self.fast_kernels = fast_kernels
         self._model = model
         self._encoder_model: Optional[_ModelSession] = None
         self._encoder_lock = threading.Lock()
 
     @classmethod
-    def load(cls, path: str) -> "Predictor":
+    def load(cls, path: str, fast_kernels: bool = False) -> "Predictor":
         """Loads the output_dir of a fine-tuning run (its newest checkpoint), a SavedModel, or an --export_dir
-        (its newest SavedModel).
+        (its newest SavedModel). `fast_kernels` [new] builds a checkpoint's model from fused kernels
+        (`modeling.with_fast_kernels`: faster, results within 1e-5); a SavedModel runs the graph it was exported
+        with (a run with --fast_kernels exports the fused graph).
 
         Raises:
           UserError: the path does not exist, holds no checkpoint or SavedModel, or no task file.
@@ -223,10 +230,13 @@ class Predictor:
         tokenizer = tokenization.FullTokenizer(vocab_file, description.do_lower_case,
                                                preserve_unused_tokens=description.preserve_unused_tokens)
         if saved_model is not None:
+            if fast_kernels:
+                raise UserError(f"fast_kernels builds the model from a checkpoint, and {saved_model} is a SavedModel "
+                                "(its graph is fixed): load the run's output_dir, or export with --fast_kernels")
             model = _from_saved_model(saved_model)
         else:
-            model = _from_checkpoint(source, description)
-        return cls(description, tokenizer, model, source)
+            model = _from_checkpoint(source, description, fast_kernels)
+        return cls(description, tokenizer, model, source, fast_kernels)
 
     def classify(self, texts_a: Union[str, Sequence[str]], texts_b: Union[None, str, Sequence[str]] = None,
                  batch_size: int = DEFAULT_BATCH_SIZE) -> Union[Classification, List[Classification]]:
@@ -332,7 +342,7 @@ class Predictor:
                 if tf.io.gfile.exists(os.path.join(self.source, "saved_model.pb")):
                     raise UserError(f"embed() needs a checkpoint, and {self.source} is a SavedModel (it keeps only "
                                     "its task's outputs): load the run's output_dir")
-                self._encoder_model = _encoder_from_checkpoint(self.source, self.description)
+                self._encoder_model = _encoder_from_checkpoint(self.source, self.description, self.fast_kernels)
             return self._encoder_model
 
     def _check_task(self, task: str, method: str) -> None:

@@ -119,8 +119,8 @@ def _text_signature(options: SquadOptions, bert_config) -> Optional[export.TextS
     inputs = squad_text_graph.QuestionsInContexts(
         options.max_seq_length, options.doc_stride, options.max_query_length, options.n_best_size,
         options.max_answer_length, options.version_2_with_negative, options.null_score_diff_threshold)
-    return export.TextSignature(functools.partial(squad_model.prediction_outputs, bert_config), options.vocab_file,
-                                options.do_lower_case, inputs)
+    model_outputs = functools.partial(squad_model.prediction_outputs, options.run.performance.model_config(bert_config))
+    return export.TextSignature(model_outputs, options.vocab_file, options.do_lower_case, inputs)
 
 
 PREDICTION_SETTINGS = ("doc_stride", "max_query_length", "n_best_size", "max_answer_length",

@@ -75,11 +75,11 @@ def model_fn_builder(bert_config: modeling.BertConfig, init_checkpoint: Optional
     def model_fn(features, labels, mode, params):
         specs.log_features(features)
         is_training = mode == ModeKeys.TRAIN
+        performance = specs.run_params(params).performance
         start_logits, end_logits = create_model(
-            bert_config=bert_config, is_training=is_training, input_ids=features["input_ids"],
-            input_mask=features["input_mask"], segment_ids=features["segment_ids"],
-            use_one_hot_embeddings=use_one_hot_embeddings,
-            gradient_checkpointing=specs.run_params(params).performance.gradient_checkpointing)
+            bert_config=performance.model_config(bert_config), is_training=is_training,
+            input_ids=features["input_ids"], input_mask=features["input_mask"], segment_ids=features["segment_ids"],
+            use_one_hot_embeddings=use_one_hot_embeddings, gradient_checkpointing=performance.gradient_checkpointing)
         scaffold_fn = specs.init_from_checkpoint(init_checkpoint, use_tpu)
 
         if mode == ModeKeys.TRAIN:

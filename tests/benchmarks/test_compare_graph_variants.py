@@ -43,5 +43,5 @@ def test_building_a_variant_restores_the_modeling_functions():
     with compare_graph_variants.variant_graph("all"):
         assert modeling.layer_norm is compare_graph_variants.layer_norm_fused
         assert modeling.attention_layer is compare_graph_variants.fused_qkv_attention
-        assert modeling.get_activation("gelu") is compare_graph_variants.gelu_tf_form
+        assert modeling.get_activation("gelu") is modeling.fused_gelu
     assert (modeling.layer_norm, modeling.attention_layer, modeling.get_activation("gelu")) == before

@@ -222,10 +222,13 @@ def test_run_classifier_with_tfhub_trains_evaluates_predicts(tiny_module, tmp_pa
     command = tfhub_command(tiny_module, data_dir, out, "--do_train=true", "--do_eval=true", "--do_predict=true",
                             "--max_seq_length=32", "--train_batch_size=4", "--eval_batch_size=4",
                             "--predict_batch_size=4", "--num_train_epochs=1", "--learning_rate=1e-3", "--seed=2",
-                            "--do_lower_case=true")  # the original's commands pass it; the module decides
+                            "--do_lower_case=true",  # the original's commands pass it; the module decides
+                            "--fast_kernels")  # the module's graph is made already
     completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert "--do_lower_case is ignored: the Hub module brings" in completed.stderr
+    assert "--fast_kernels is ignored: the Hub module brings its encoder's graph ready-made" in completed.stderr
+    assert "--gradient_checkpointing is ignored" not in completed.stderr
     for name in ("train.tf_record", "eval.tf_record", "predict.tf_record", "eval_results.txt", "test_results.tsv"):
         assert (out / name).exists(), name
     results = read_key_value_results(str(out / "eval_results.txt"))

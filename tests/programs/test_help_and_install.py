@@ -51,7 +51,7 @@ def test_helpshort_groups_the_flags_under_headings(form):
     assert {"bert_config_file", "vocab_file", "do_lower_case", "preserve_unused_tokens",
             "init_checkpoint"} == sections["Pre-trained model"]
     assert {"precision", "use_xla", "dynamic_padding", "group_by_length", "gradient_checkpointing",
-            "optimizer"} <= sections["Speed and scale [new, opt-in]"]
+            "optimizer", "fast_kernels"} <= sections["Speed and scale [new, opt-in]"]
     assert {"do_train", "learning_rate", "max_seq_length"} <= sections["Training, evaluation and prediction"]
     # run_pretraining defines its own max_seq_length: listed under the program, not the fine-tuning group
     pretraining = flags_by_section(help_outputs()[f"run_pretraining {form} --helpshort"])

@@ -27,9 +27,10 @@ def probabilities(lines):
 
 
 @pytest.mark.slow
-def test_tsv_on_standard_input_gives_run_classifiers_probabilities(trained_run):
+@pytest.mark.parametrize("options", [[], ["--fast_kernels"]])
+def test_tsv_on_standard_input_gives_run_classifiers_probabilities(trained_run, options):
     tsv = "".join(f"{a}\t{b}\n" for a, b in zip(trained_run["texts_a"], trained_run["texts_b"]))
-    completed = predict([f"--model_dir={trained_run['output_dir']}"], stdin=tsv)
+    completed = predict([f"--model_dir={trained_run['output_dir']}", *options], stdin=tsv)
     assert completed.returncode == 0, completed.stderr[-3000:]
     lines = completed.stdout.splitlines()
     assert [json.loads(line)["line"] for line in lines] == list(range(1, len(trained_run["texts_a"]) + 1))
@@ -88,9 +89,12 @@ def test_questions_and_texts_to_tag_give_answers_and_entities(trained_squad_run,
                                                                     "exist"),
     (["--model_dir={run}", "--output_file={tmp}/no/such/folder/out.jsonl"], "a\n",
      "error: --output_file={tmp}/no/such/folder/out.jsonl: its folder {tmp}/no/such/folder does not exist"),
+    (["--model_dir={saved}", "--fast_kernels"], "a\n",
+     "error: fast_kernels builds the model from a checkpoint, and {saved} is a SavedModel (its graph is fixed): "
+     "load the run's output_dir, or export with --fast_kernels"),
 ])
 def test_bad_input_ends_in_one_line(trained_run, tmp_path, args, stdin, message):
-    values = dict(tmp=tmp_path, run=trained_run["output_dir"])
+    values = dict(tmp=tmp_path, run=trained_run["output_dir"], saved=trained_run["saved_model"])
     completed = predict([arg.format(**values) for arg in args], stdin=stdin)
     assert completed.returncode == 1 and "Traceback" not in completed.stderr, completed.stderr[-3000:]
     # Python's own words for a JSON error differ between versions: the line names them and the column.

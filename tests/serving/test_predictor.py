@@ -8,10 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
+from task_data import tiny_options, write_mrpc_like
 
 from bert import modeling
+from bert.classifier import job as classifier_run
 from bert.common.errors import UserError
 from bert.features.extraction import FeatureExtractor, InputExample
+from bert.runtime.performance import PerformanceSettings
 from bert.runtime.task_file import TASK_FILE, VOCAB_FILE
 from bert.ner import metrics as ner_metrics
 from bert.serving.predictor import Entity, Predictor
@@ -29,6 +32,34 @@ def test_probabilities_equal_run_classifiers_test_results(trained_run, source):
         results = predictor.classify(trained_run["texts_a"], trained_run["texts_b"], batch_size=5)
     np.testing.assert_allclose(probabilities(results), trained_run["expected"], atol=1e-5, rtol=0)
     assert [r.label for r in results] == [str(int(np.argmax(row))) for row in trained_run["expected"]]
+
+
+def test_fast_kernels_give_the_same_probabilities_from_a_checkpoint_only(trained_run):
+    with Predictor.load(trained_run["output_dir"], fast_kernels=True) as predictor:
+        results = predictor.classify(trained_run["texts_a"], trained_run["texts_b"], batch_size=5)
+        vectors = predictor.embed(trained_run["texts_a"][:3], pooling="cls")
+        graphs = (predictor._model.graph, predictor._encoder().graph)
+    for graph in graphs:
+        assert any("/Gelu/" in op.name for op in graph.get_operations())
+    np.testing.assert_allclose(probabilities(results), trained_run["expected"], atol=1e-5, rtol=0)
+    with Predictor.load(trained_run["output_dir"]) as predictor:
+        np.testing.assert_allclose(vectors, predictor.embed(trained_run["texts_a"][:3], pooling="cls"), atol=1e-5,
+                                   rtol=0)
+    with pytest.raises(UserError, match="fast_kernels builds the model from a checkpoint, and .* is a SavedModel"):
+        Predictor.load(trained_run["export_dir"], fast_kernels=True)
+
+
+def test_a_run_with_fast_kernels_exports_the_fused_graph(trained_run, tiny_model_dir, tmp_path):
+    output_dir = tmp_path / "out"
+    shutil.copytree(trained_run["output_dir"], output_dir)
+    options = tiny_options(tiny_model_dir, write_mrpc_like(tmp_path / "data"), output_dir,
+                           export_dir=str(tmp_path / "export"))
+    options.run.performance = PerformanceSettings(fast_kernels=True)
+    saved_model = classifier_run.run(options).saved_model_dir
+    with Predictor.load(saved_model) as predictor:
+        assert any("/Gelu/" in op.name for op in predictor._model.graph.get_operations())
+        results = predictor.classify(trained_run["texts_a"], trained_run["texts_b"], batch_size=5)
+    np.testing.assert_allclose(probabilities(results), trained_run["expected"], atol=1e-5, rtol=0)
 
 
 def test_the_run_saved_what_loading_needs_beside_its_checkpoint_and_saved_model(trained_run, tiny_model_dir):
