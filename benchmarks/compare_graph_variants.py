@@ -8,7 +8,10 @@ one process (issue 27, "take it back"):
                     the learned scale and offset, which oneDNN's rewrite makes one _MklLayerNorm when predicting
   fused_qkv         the query, key and value projections as one matrix product (the three kernels concatenated
                     at run time, so the variables and checkpoints stay the original's) and one transpose
-  all               the three together
+  einsum_attention  attention's two batched products as einsums over the heads where the projections leave them
+                    ([B, S, N, H]): no transposes in the graph (oneDNN's _MklEinsum does them inside)
+  all               fast_kernels, layer_norm_fused and fused_qkv together
+  fast_kernels_einsum  fast_kernels and einsum_attention together
 
 Nothing here changes the package: the variants replace `bert.modeling` functions while their graph is built.
 
@@ -38,7 +41,8 @@ from bert.runtime.performance import PerformanceSettings
 
 FLAGS = flags.FLAGS
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-VARIANTS = ("original", "fast_kernels", "layer_norm_fused", "fused_qkv", "all")
+VARIANTS = ("original", "fast_kernels", "layer_norm_fused", "fused_qkv", "einsum_attention", "all",
+            "fast_kernels_einsum")
 
 flags.DEFINE_enum("mode", "predict", ["predict", "train"], "Encoder forward pass, or the whole training step.")
 flags.DEFINE_list("variants", list(VARIANTS), "Variants to compare; the first is the baseline.")
@@ -93,16 +97,41 @@ def fused_qkv_attention(from_tensor: tf.Tensor, to_tensor: tf.Tensor, attention_
     return tf.reshape(context, [batch_size * from_seq_length, width])
 
 
+def einsum_attention(from_tensor: tf.Tensor, to_tensor: tf.Tensor, attention_mask: Optional[tf.Tensor] = None,
+                     num_attention_heads: int = 1, size_per_head: int = 512,
+                     attention_probs_dropout_prob: float = 0.0, initializer_range: float = 0.02,
+                     do_return_2d_tensor: bool = False, batch_size=None, from_seq_length=None,
+                     to_seq_length=None, dropout_seed=None, **unused) -> tf.Tensor:
+    """Rank-2 inputs, as the encoder layers call it: the heads stay where the projections put them ([B, S, N, H])
+    and two einsums contract over them, with no transposes written in the graph."""
+    width = num_attention_heads * size_per_head
+    initializer = modeling.create_initializer(initializer_range)
+    heads = {}
+    for name, tensor, length in (("query", from_tensor, from_seq_length), ("key", to_tensor, to_seq_length),
+                                 ("value", to_tensor, to_seq_length)):
+        projected = modeling.dense(tensor, width, None, initializer, name=name)
+        heads[name] = tf.reshape(projected, [batch_size, length, num_attention_heads, size_per_head])
+    scores = tf.einsum("bfnh,btnh->bnft", heads["query"], heads["key"]) * (1.0 / math.sqrt(float(size_per_head)))
+    if attention_mask is not None:
+        mask = tf.cast(tf.expand_dims(attention_mask, axis=1), tf.float32)
+        scores += (1.0 - mask) * modeling.MASKED_SCORE_PENALTY
+    probs = modeling.dropout(tf.nn.softmax(scores), attention_probs_dropout_prob, dropout_seed)
+    context = tf.einsum("bnft,btnh->bfnh", probs, heads["value"])
+    return tf.reshape(context, [batch_size * from_seq_length, width])
+
+
 @contextlib.contextmanager
 def variant_graph(variant: str) -> Iterator[None]:
     """Replaces the modeling functions the variant rewrites while its graph is built."""
     replaced = {}
-    if variant in ("fast_kernels", "all"):
+    if variant in ("fast_kernels", "all", "fast_kernels_einsum"):
         replaced["_ACTIVATIONS"] = dict(modeling._ACTIVATIONS, gelu=modeling.fused_gelu)
     if variant in ("layer_norm_fused", "all"):
         replaced["layer_norm"] = layer_norm_fused
     if variant in ("fused_qkv", "all"):
         replaced["attention_layer"] = fused_qkv_attention
+    if variant in ("einsum_attention", "fast_kernels_einsum"):
+        replaced["attention_layer"] = einsum_attention
     originals = {name: getattr(modeling, name) for name in replaced}
     for name, value in replaced.items():
         setattr(modeling, name, value)
