@@ -10,7 +10,6 @@ warning says so when one is given. The job, its files and its metrics are run_cl
 Needs tensorflow-hub 0.15.0 (`pip install .[hub]`). Importing this module defines no flags; `main()` defines them.
 """
 
-import dataclasses
 import sys
 
 from bert.runtime import logs
@@ -55,11 +54,9 @@ def run_from_flags() -> None:
         if FLAGS[name].value:
             tf.logging.warning("--%s is ignored: the Hub module brings its encoder's graph ready-made", name)
     encoder = hub_module.HubEncoder(FLAGS.bert_hub_module_handle)
-    run = RunSettings.from_flags(FLAGS)
-    run.performance = dataclasses.replace(run.performance, **dict.fromkeys(_GRAPH_FLAGS_THE_MODULE_FIXES, False))
     options = dataclass_from_flags(
         classifier_run.ClassifierOptions, FLAGS, bert_config_file=None, vocab_file=None, init_checkpoint=None,
-        do_lower_case=encoder.info.do_lower_case, run=run)
+        do_lower_case=encoder.info.do_lower_case, run=RunSettings.from_flags(FLAGS))
     for line in common_flags.describe_run(options):
         tf.logging.info(line)
     with output_dir_lock(options.output_dir):
